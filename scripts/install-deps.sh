@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# install-deps.sh: installs the Debian packages sevo needs to build and test.
+# Idempotent: when everything is present it only runs dpkg-query and exits.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libstb-dev libcmocka-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

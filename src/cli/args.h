@@ -1,0 +1,26 @@
+/* args.h: command-line flags. Flags use the reference's names (--model_path,
+ * --learning_rate, ...); dashes and underscores are interchangeable, "--flag value" and
+ * "--flag=value" both work. Flags bound to a configuration key override the file given
+ * with --config, and any "--section.key value" sets that configuration key directly. */
+#ifndef SEVO_CLI_ARGS_H
+#define SEVO_CLI_ARGS_H
+
+#include "core/config.h"
+
+typedef enum { FLAG_STRING, FLAG_INT, FLAG_FLOAT, FLAG_BOOL, FLAG_CONFIG, FLAG_CONFIG_BOOL } flag_kind;
+
+typedef struct cli_flag {
+    const char *name;
+    flag_kind kind;
+    void *dst;              /* const char ** / int * / float * / int * (bool); NULL for config */
+    const char *config_key; /* FLAG_CONFIG*: the dotted key it sets */
+    const char *help;
+} cli_flag;
+
+/* Parses argv (argv[0] is the command name). Loads --config into cfg first (if cfg is
+ * non-NULL), then applies flags in order. Returns 0 on success, 1 if --help was
+ * printed, -1 on a usage error (already printed). */
+int cli_parse(const char *cmd, const char *summary, int argc, char **argv, const cli_flag *flags,
+              int n_flags, sevo_config *cfg);
+
+#endif

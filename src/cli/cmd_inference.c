@@ -1,0 +1,198 @@
+/* cmd_inference.c: `sevo inference` runs the perceive -> reason -> answer trace on one
+ * image (--image, --question) or on a JSONL split of a data directory, writing
+ * predictions.jsonl (DESIGN §4) and printing accuracy. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "core/fsutil.h"
+#include "core/progress.h"
+#include "core/threads.h"
+#include "data/answer.h"
+#include "data/dataset.h"
+#include "data/image.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
+
+static cJSON *prediction_json(const sevo_sample *s, const trace_result *r, int correct) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "question", s->question);
+    cJSON_AddStringToObject(o, "answer", r->answer);
+    cJSON_AddStringToObject(o, "ground_truth", s->answer);
+    cJSON_AddBoolToObject(o, "correct", correct);
+    cJSON_AddStringToObject(o, "perception", r->perception);
+    cJSON *steps = cJSON_AddArrayToObject(o, "steps");
+    for (int k = 0; k < r->n_steps; k++) cJSON_AddItemToArray(steps, cJSON_CreateString(r->steps[k]));
+    cJSON_AddNumberToObject(o, "num_steps", r->n_steps);
+    cJSON_AddItemToObject(o, "confidence_scores", cJSON_CreateArray());
+    cJSON_AddStringToObject(o, "exit_type", trace_exit_name(r->exit_type));
+    cJSON_AddNumberToObject(o, "tokens_generated", r->tokens_generated);
+    if (s->type) cJSON_AddStringToObject(o, "type", s->type);
+    if (s->depth) cJSON_AddNumberToObject(o, "depth", s->depth);
+    if (s->image) cJSON_AddStringToObject(o, "image", s->image);
+    return o;
+}
+
+static int run_dataset(vlm *m, vlm_policy *pol, const sevo_config *cfg, const char *data_dir, const char *split,
+                       const char *out_dir, int max_samples, int skip_bad) {
+    sevo_error err;
+    char path[4096], name[512];
+    snprintf(name, sizeof name, "%s.jsonl", split);
+    sevo_path_join(path, sizeof path, data_dir, name);
+    if (!sevo_file_exists(path)) {
+        fprintf(stderr, "sevo inference: %s: not found (--data_dir must hold %s)\n", path, name);
+        return 1;
+    }
+    sevo_dataset ds;
+    if (dataset_load_jsonl(&ds, path, skip_bad, &err)) {
+        fprintf(stderr, "sevo inference: %s\n", err.msg);
+        return 1;
+    }
+    int n = max_samples > 0 && max_samples < ds.n ? max_samples : ds.n;
+    const vlm_config *c = vlm_get_config(m);
+    float *img = malloc((size_t)3 * c->image_size * c->image_size * sizeof(float));
+    char out_path[4096];
+    sevo_path_join(out_path, sizeof out_path, out_dir, "predictions.jsonl");
+    sevo_atomic_file af;
+    if (!img || sevo_mkdirs(out_dir, &err) || sevo_atomic_open(&af, out_path, &err)) {
+        fprintf(stderr, "sevo inference: %s\n", img ? err.msg : "out of memory");
+        free(img);
+        dataset_free(&ds);
+        return 1;
+    }
+    sevo_progress pr;
+    progress_start(&pr, stderr, "inference", n);
+    int correct = 0, rc = 0;
+    long tokens = 0;
+    double t0 = sevo_now();
+    for (int i = 0; i < n; i++) {
+        const sevo_sample *s = &ds.samples[i];
+        if (s->image && image_load(s->image, c->image_size, c->image_mean, c->image_std, img, &err)) {
+            fprintf(stderr, "sevo inference: %s:%d: field 'image': %s\n", path, s->line, err.msg);
+            rc = 1;
+            break;
+        }
+        trace_result r;
+        if (policy_reason(pol, s->image ? img : NULL, s->question, cfg->hsr_ee.max_reasoning_steps, NULL, NULL,
+                          &r, &err)) {
+            fprintf(stderr, "sevo inference: %s:%d: %s\n", path, s->line, err.msg);
+            rc = 1;
+            break;
+        }
+        int ok = answer_correct(r.answer, s->answer);
+        correct += ok;
+        tokens += r.tokens_generated;
+        cJSON *o = prediction_json(s, &r, ok);
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!line) {
+            rc = 1;
+            break;
+        }
+        fprintf(af.f, "%s\n", line);
+        free(line);
+        char extra[64];
+        snprintf(extra, sizeof extra, "acc %.3f", (double)correct / (i + 1));
+        progress_update(&pr, i + 1, extra);
+    }
+    if (rc) {
+        sevo_atomic_abort(&af);
+    } else if (sevo_atomic_commit(&af, &err)) {
+        fprintf(stderr, "sevo inference: %s\n", err.msg);
+        rc = 1;
+    } else {
+        progress_finish(&pr, NULL);
+        double dt = sevo_now() - t0;
+        printf("accuracy %.4f (%d/%d) on %s; %.1f tokens and %.2f ms per sample; wrote %s\n",
+               n ? (double)correct / n : 0.0, correct, n, path, n ? (double)tokens / n : 0.0,
+               n ? 1000.0 * dt / n : 0.0, out_path);
+    }
+    free(img);
+    dataset_free(&ds);
+    return rc;
+}
+
+int cmd_inference(int argc, char **argv) {
+    sevo_config cfg;
+    config_defaults(&cfg);
+    const char *model_path = NULL, *image = NULL, *question = NULL, *data_dir = NULL, *split = "test",
+               *out = NULL;
+    int max_samples = 0, skip_bad = 0, seed = 42;
+    float temperature = 0.0f, top_p = 1.0f;
+    int max_new = 64;
+    const cli_flag flags[] = {
+        {"model_path", FLAG_STRING, &model_path, NULL, "checkpoint directory"},
+        {"image", FLAG_STRING, &image, NULL, "one image (PNG or JPEG)"},
+        {"question", FLAG_STRING, &question, NULL, "the question about --image"},
+        {"data_dir", FLAG_STRING, &data_dir, NULL, "run a JSONL split of this directory instead"},
+        {"split", FLAG_STRING, &split, NULL, "split name: reads SPLIT.jsonl (default test)"},
+        {"output_dir", FLAG_STRING, &out, NULL, "where predictions.jsonl goes (default eval_output_dir)"},
+        {"max_samples", FLAG_INT, &max_samples, NULL, "only the first N samples"},
+        {"max_reasoning_steps", FLAG_CONFIG, NULL, "hsr_ee.max_reasoning_steps", "at most K reasoning steps"},
+        {"temperature", FLAG_FLOAT, &temperature, NULL, "sampling temperature (0 = greedy)"},
+        {"top_p", FLAG_FLOAT, &top_p, NULL, "nucleus sampling mass"},
+        {"max_new_tokens", FLAG_INT, &max_new, NULL, "token budget per segment"},
+        {"seed", FLAG_INT, &seed, NULL, "sampling seed"},
+        {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
+        {"skip_bad_lines", FLAG_BOOL, &skip_bad, NULL, "report and skip malformed JSONL lines"},
+    };
+    int rc = cli_parse("inference", "Perceive, reason step by step and answer, for one image or a data set.",
+                       argc, argv, flags, (int)(sizeof flags / sizeof flags[0]), &cfg);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (!model_path) {
+        fprintf(stderr, "sevo inference: --model_path is required\n");
+        return 2;
+    }
+    if (!data_dir && (!image || !question)) {
+        fprintf(stderr, "sevo inference: give --image and --question, or --data_dir\n");
+        return 2;
+    }
+    if (temperature < 0 || !(top_p > 0 && top_p <= 1) || max_new < 1) {
+        fprintf(stderr, "sevo inference: need --temperature >= 0, --top_p in (0,1], --max_new_tokens >= 1\n");
+        return 2;
+    }
+    sevo_threads_init(cfg.num_threads);
+    sevo_error err;
+    vlm *m = NULL;
+    sevo_tokenizer *tok = NULL;
+    if (checkpoint_load_model(model_path, &m, &tok, &err)) {
+        fprintf(stderr, "sevo inference: %s\n", err.msg);
+        return 1;
+    }
+    gen_options go = {.temperature = temperature, .top_p = top_p, .max_new_tokens = max_new, .seed = (uint64_t)seed};
+    vlm_policy *pol = NULL;
+    if (policy_create(&pol, m, tok, &go, &err)) {
+        fprintf(stderr, "sevo inference: %s\n", err.msg);
+        vlm_free(m);
+        tokenizer_free(tok);
+        return 1;
+    }
+    if (data_dir) {
+        rc = run_dataset(m, pol, &cfg, data_dir, split, out ? out : cfg.eval_output_dir, max_samples, skip_bad);
+    } else {
+        const vlm_config *c = vlm_get_config(m);
+        float *img = malloc((size_t)3 * c->image_size * c->image_size * sizeof(float));
+        trace_result r;
+        if (!img) {
+            fprintf(stderr, "sevo inference: out of memory\n");
+            rc = 1;
+        } else if (image_load(image, c->image_size, c->image_mean, c->image_std, img, &err) ||
+                   policy_reason(pol, img, question, cfg.hsr_ee.max_reasoning_steps, NULL, NULL, &r, &err)) {
+            fprintf(stderr, "sevo inference: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("perception: %s\n", r.perception);
+            for (int k = 0; k < r.n_steps; k++) printf("step %d: %s\n", k + 1, r.steps[k]);
+            printf("answer: %s\n", r.answer);
+            printf("(%d steps, exit %s, %d tokens)\n", r.n_steps, trace_exit_name(r.exit_type), r.tokens_generated);
+        }
+        free(img);
+    }
+    policy_free(pol);
+    vlm_free(m);
+    tokenizer_free(tok);
+    return rc;
+}

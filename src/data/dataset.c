@@ -1,0 +1,369 @@
+/* dataset.c: the JSONL sample reader (reference and LLaVA formats).
+ *
+ * Each line is parsed on its own, into a template sample holding the fields that every
+ * sample of the line shares (image, perception, steps, ...); then either the line's
+ * question/answer or each human->gpt pair of its conversation completes a copy of the
+ * template. A bad line produces a message without the "path:LINE: " prefix, which the
+ * caller adds, so the same message serves the error and the skip warning. */
+#include "data/dataset.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+
+/* parse_line's failures: a bad line may be skipped; running out of memory may not.
+ * BAD_LINE is what sevo_fail returns, so "return sevo_fail(...)" reports a bad line. */
+#define BAD_LINE (-1)
+#define FATAL (-2)
+
+static void sample_free(sevo_sample *s) {
+    free(s->image);
+    free(s->question);
+    free(s->answer);
+    free(s->perception);
+    for (int i = 0; i < s->n_steps; i++)
+        free(s->steps[i]);
+    free(s->steps);
+    free(s->type);
+    free(s->wrong_perception);
+    memset(s, 0, sizeof *s);
+}
+
+void dataset_free(sevo_dataset *ds) {
+    for (int i = 0; i < ds->n; i++)
+        sample_free(&ds->samples[i]);
+    free(ds->samples);
+    ds->samples = NULL;
+    ds->n = 0;
+}
+
+static char *dup_n(const char *s, size_t n, sevo_error *err) {
+    char *p = sevo_malloc(n + 1, "dataset string", err);
+    if (!p) return NULL;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static char *dup_str(const char *s, sevo_error *err) { return s ? dup_n(s, strlen(s), err) : NULL; }
+
+static const char *json_kind(const cJSON *j) {
+    if (cJSON_IsString(j)) return "a string";
+    if (cJSON_IsNumber(j)) return "a number";
+    if (cJSON_IsBool(j)) return "a boolean";
+    if (cJSON_IsNull(j)) return "null";
+    if (cJSON_IsArray(j)) return "an array";
+    return "an object";
+}
+
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Reads an optional string field: absent or null leaves *out NULL. */
+static int opt_string(const cJSON *obj, const char *key, char **out, sevo_error *err) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = NULL;
+    if (!j || cJSON_IsNull(j)) return 0;
+    if (!cJSON_IsString(j))
+        return sevo_fail(err, "field '%s': expected a string, got %s", key, json_kind(j));
+    *out = dup_str(j->valuestring, err);
+    return *out ? 0 : FATAL;
+}
+
+static int req_string(const cJSON *obj, const char *key, char **out, sevo_error *err) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = NULL;
+    if (!j || cJSON_IsNull(j)) return sevo_fail(err, "field '%s': missing", key);
+    return opt_string(obj, key, out, err);
+}
+
+/* Removes every "<image>" with the whitespace around it; the pieces it separated are
+ * joined by one space, and the result is trimmed. */
+static char *strip_image_tag(const char *s, sevo_error *err) {
+    char *out = sevo_malloc(strlen(s) + 1, "question", err);
+    if (!out) return NULL;
+    size_t o = 0;
+    const char *p = s;
+    for (;;) {
+        const char *tag = strstr(p, "<image>");
+        const char *a = p, *b = tag ? tag : p + strlen(p);
+        while (a < b && is_space(*a))
+            a++;
+        while (b > a && is_space(b[-1]))
+            b--;
+        if (b > a) {
+            if (o > 0) out[o++] = ' ';
+            memcpy(out + o, a, (size_t)(b - a));
+            o += (size_t)(b - a);
+        }
+        if (!tag) break;
+        p = tag + strlen("<image>");
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The fields shared by every sample of a line. */
+static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_error *err) {
+    int rc;
+    char *image = NULL;
+    if ((rc = opt_string(obj, "image", &image, err)) != 0) return rc;
+    if (image && image[0]) {
+        /* Resolve against the JSONL file's directory unless absolute. */
+        size_t n = strlen(dir) + strlen(image) + 2;
+        s->image = sevo_malloc(n, "image path", err);
+        if (!s->image) {
+            free(image);
+            return FATAL;
+        }
+        sevo_path_join(s->image, n, dir, image);
+    }
+    free(image); /* "" means no image, like an absent field */
+    if ((rc = opt_string(obj, "perception", &s->perception, err)) != 0 ||
+        (rc = opt_string(obj, "type", &s->type, err)) != 0 ||
+        (rc = opt_string(obj, "wrong_perception", &s->wrong_perception, err)) != 0)
+        return rc;
+    const cJSON *depth = cJSON_GetObjectItemCaseSensitive(obj, "depth");
+    if (depth && !cJSON_IsNull(depth)) {
+        if (!cJSON_IsNumber(depth))
+            return sevo_fail(err, "field 'depth': expected a non-negative integer, got %s",
+                             json_kind(depth));
+        double v = depth->valuedouble;
+        if (!(v >= 0 && v <= INT_MAX) || v != floor(v))
+            return sevo_fail(err, "field 'depth': expected a non-negative integer, got %g", v);
+        s->depth = (int)v;
+    }
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(obj, "steps");
+    if (steps && !cJSON_IsNull(steps)) {
+        if (!cJSON_IsArray(steps))
+            return sevo_fail(err, "field 'steps': expected an array of strings, got %s",
+                             json_kind(steps));
+        int n = cJSON_GetArraySize(steps);
+        s->steps = sevo_calloc((size_t)(n ? n : 1), sizeof *s->steps, "steps", err);
+        if (!s->steps) return FATAL;
+        const cJSON *st;
+        cJSON_ArrayForEach(st, steps) {
+            if (!cJSON_IsString(st))
+                return sevo_fail(err, "field 'steps[%d]': expected a string, got %s", s->n_steps,
+                                 json_kind(st));
+            if (!(s->steps[s->n_steps] = dup_str(st->valuestring, err))) return FATAL;
+            s->n_steps++;
+        }
+    }
+    return 0;
+}
+
+/* Deep copy of the template with the question and answer (both taken over). */
+static int complete(const sevo_sample *tmpl, char *question, char *answer, sevo_sample *out,
+                    sevo_error *err) {
+    memset(out, 0, sizeof *out);
+    out->question = question;
+    out->answer = answer;
+    out->depth = tmpl->depth;
+    out->line = tmpl->line;
+    if ((tmpl->image && !(out->image = dup_str(tmpl->image, err))) ||
+        (tmpl->perception && !(out->perception = dup_str(tmpl->perception, err))) ||
+        (tmpl->type && !(out->type = dup_str(tmpl->type, err))) ||
+        (tmpl->wrong_perception && !(out->wrong_perception = dup_str(tmpl->wrong_perception, err))))
+        goto oom;
+    if (tmpl->n_steps > 0) {
+        out->steps = sevo_calloc((size_t)tmpl->n_steps, sizeof *out->steps, "steps", err);
+        if (!out->steps) goto oom;
+        for (; out->n_steps < tmpl->n_steps; out->n_steps++)
+            if (!(out->steps[out->n_steps] = dup_str(tmpl->steps[out->n_steps], err))) goto oom;
+    }
+    return 0;
+oom:
+    sample_free(out);
+    return FATAL;
+}
+
+/* A growing list of the samples of one file. */
+typedef struct sample_list {
+    sevo_sample *v;
+    int n, cap;
+} sample_list;
+
+static int push(sample_list *l, const sevo_sample *tmpl, char *question, char *answer,
+                sevo_error *err) {
+    if (l->n == l->cap) {
+        if (l->cap > INT_MAX / 2) {
+            free(question);
+            free(answer);
+            return sevo_fail(err, "too many samples"), FATAL;
+        }
+        int cap = l->cap ? l->cap * 2 : 256;
+        sevo_sample *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            free(question);
+            free(answer);
+            return sevo_fail(err, "out of memory: dataset samples"), FATAL;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    if (complete(tmpl, question, answer, &l->v[l->n], err) != 0) return FATAL;
+    l->n++;
+    return 0;
+}
+
+static int is_role(const char *r, const char *a, const char *b) {
+    return !strcmp(r, a) || !strcmp(r, b);
+}
+
+/* LLaVA: one sample per human turn followed by a gpt turn; system turns are skipped.
+ * ShareGPT's "user"/"assistant" are accepted as synonyms. */
+static int parse_conversations(const cJSON *conv, const sevo_sample *tmpl, sample_list *l,
+                               sevo_error *err) {
+    if (!cJSON_IsArray(conv))
+        return sevo_fail(err, "field 'conversations': expected an array, got %s", json_kind(conv));
+    int n = cJSON_GetArraySize(conv), first = l->n;
+    const char *from[2] = {NULL, NULL}, *value[2] = {NULL, NULL};
+    for (int i = 0; i < n; i++) {
+        /* Read this turn and the next one (if any) into from/value[0..1]. */
+        for (int k = 0; k < 2 && i + k < n; k++) {
+            const cJSON *turn = cJSON_GetArrayItem(conv, i + k);
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(turn, "from");
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(turn, "value");
+            if (!cJSON_IsString(f))
+                return sevo_fail(err, "field 'conversations[%d].from': %s", i + k,
+                                 f ? "expected a string" : "missing");
+            if (!cJSON_IsString(v))
+                return sevo_fail(err, "field 'conversations[%d].value': %s", i + k,
+                                 v ? "expected a string" : "missing");
+            from[k] = f->valuestring;
+            value[k] = v->valuestring;
+        }
+        if (is_role(from[0], "system", "system")) continue;
+        if (is_role(from[0], "gpt", "assistant"))
+            return sevo_fail(err,
+                             "field 'conversations[%d]': a gpt turn without a human turn "
+                             "before it",
+                             i);
+        if (!is_role(from[0], "human", "user"))
+            return sevo_fail(err,
+                             "field 'conversations[%d].from': unknown speaker '%s' (expected "
+                             "human or gpt)",
+                             i, from[0]);
+        if (i + 1 >= n || !is_role(from[1], "gpt", "assistant"))
+            return sevo_fail(err,
+                             "field 'conversations[%d]': a human turn without a gpt reply "
+                             "after it",
+                             i);
+        char *q = strip_image_tag(value[0], err);
+        char *a = q ? dup_str(value[1], err) : NULL;
+        if (!a) {
+            free(q);
+            return FATAL;
+        }
+        int rc = push(l, tmpl, q, a, err);
+        if (rc) return rc;
+        i++; /* the gpt turn is consumed */
+    }
+    if (l->n == first) return sevo_fail(err, "field 'conversations': no human->gpt pair");
+    return 0;
+}
+
+/* Parses one non-blank line into one or more samples appended to l. On failure l holds
+ * what it held before. */
+static int parse_line(sample_list *l, const char *dir, const char *text, size_t len, int line,
+                      sevo_error *err) {
+    const char *end = NULL;
+    cJSON *obj = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!obj) {
+        size_t col = end && end >= text ? (size_t)(end - text) + 1 : 1;
+        return sevo_fail(err, "invalid JSON (at column %zu)", col);
+    }
+    int rc = BAD_LINE, first = l->n;
+    sevo_sample tmpl = {.line = line};
+    while (end < text + len && is_space(*end))
+        end++;
+    if (end < text + len) {
+        sevo_fail(err, "invalid JSON (unexpected text at column %zu)", (size_t)(end - text) + 1);
+        goto done;
+    }
+    if (!cJSON_IsObject(obj)) {
+        sevo_fail(err, "expected a JSON object, got %s", json_kind(obj));
+        goto done;
+    }
+    if ((rc = parse_common(obj, dir, &tmpl, err)) != 0) goto done;
+    const cJSON *conv = cJSON_GetObjectItemCaseSensitive(obj, "conversations");
+    if (conv && !cJSON_GetObjectItemCaseSensitive(obj, "question")) {
+        rc = parse_conversations(conv, &tmpl, l, err);
+    } else {
+        char *q = NULL, *a = NULL;
+        if ((rc = req_string(obj, "question", &q, err)) != 0 ||
+            (rc = req_string(obj, "answer", &a, err)) != 0) {
+            free(q);
+            goto done;
+        }
+        rc = push(l, &tmpl, q, a, err);
+    }
+done:
+    if (rc != 0)
+        while (l->n > first)
+            sample_free(&l->v[--l->n]);
+    sample_free(&tmpl);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+int dataset_load_jsonl(sevo_dataset *ds, const char *path, int skip_bad_lines, sevo_error *err) {
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->path, sizeof ds->path, "%s", path);
+    char *text = NULL;
+    size_t len = 0;
+    if (sevo_read_file(path, &text, &len, err) != 0) return -1;
+    /* Relative image paths are relative to this directory; a bare file name gives ""
+     * so that "img.png" stays "img.png" rather than "./img.png". */
+    char dir[4096] = "";
+    if (strchr(path, '/')) sevo_path_dirname(dir, sizeof dir, path);
+
+    sample_list l = {0};
+    int line = 0, skipped = 0;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        line++;
+        const char *a = p;
+        while (a < e && is_space(*a))
+            a++;
+        if (a < e) {
+            sevo_error lerr;
+            int rc = parse_line(&l, dir, p, (size_t)(e - p), line, &lerr);
+            if (rc == BAD_LINE && skip_bad_lines) {
+                fprintf(stderr, "warning: %s:%d: %s (skipped)\n", path, line, lerr.msg);
+                skipped++;
+            } else if (rc != 0) {
+                sevo_fail(err, "%s:%d: %s", path, line, lerr.msg);
+                goto fail;
+            }
+        }
+        p = e + 1;
+    }
+    if (l.n == 0) {
+        if (skipped)
+            sevo_fail(err, "%s: no valid samples (%d bad line%s skipped)", path, skipped,
+                      skipped == 1 ? "" : "s");
+        else
+            sevo_fail(err, "%s: no samples (empty file)", path);
+        goto fail;
+    }
+    free(text);
+    ds->samples = l.v;
+    ds->n = l.n;
+    return 0;
+fail:
+    free(text);
+    for (int i = 0; i < l.n; i++)
+        sample_free(&l.v[i]);
+    free(l.v);
+    return -1;
+}

@@ -1,0 +1,89 @@
+/* activation.c: elementwise nonlinearities of the MLP blocks: GELU (exact erf form and
+ * the tanh approximation) and SwiGLU's gated SiLU, each with its backward.
+ *
+ * The two GELU forms differ by up to ~1e-3, so the flag must match what the model was
+ * trained with (HF "gelu" vs "gelu_pytorch_tanh"). Backward uses the analytic
+ * derivative of the same form, never a mix.
+ *
+ * Both GELUs are evaluated in forms that keep full relative precision in the negative
+ * tail, where the textbook forms cancel: 1 + erf(z) is written erfc(-z), and
+ * 0.5 (1 + tanh u) is the identical sigmoid(2u). */
+#include "kernels/kernels.h"
+
+#include <math.h>
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define ACT_PARALLEL_MIN 4096
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+#define SQRT_2_OVER_PI 0.79788456080286535588f
+#define GELU_TANH_COEF 0.044715f
+
+/* The logistic function, written so that neither branch can overflow expf. */
+static inline float sigmoidf(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    const float e = expf(x);
+    return e / (1.0f + e);
+}
+
+void gelu_forward(float *out, const float *inp, size_t n, int tanh_approx) {
+    if (tanh_approx) {
+#pragma omp parallel for schedule(static) if (n >= ACT_PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++) {
+            const float x = inp[i];
+            const float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
+            out[i] = x * sigmoidf(2.0f * u);
+        }
+    } else {
+#pragma omp parallel for schedule(static) if (n >= ACT_PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++) {
+            const float x = inp[i];
+            out[i] = 0.5f * x * erfcf(-x * INV_SQRT2);
+        }
+    }
+}
+
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n, int tanh_approx) {
+    if (tanh_approx) {
+        /* With s = sigmoid(2u): d/dx x*s = s + x * s(1-s) * 2 du/dx,
+         * du/dx = sqrt(2/pi)(1 + 3*0.044715 x^2). */
+#pragma omp parallel for schedule(static) if (n >= ACT_PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++) {
+            const float x = inp[i];
+            const float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
+            const float s = sigmoidf(2.0f * u);
+            const float du = SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_COEF * x * x);
+            dinp[i] += (s + 2.0f * x * s * (1.0f - s) * du) * dout[i];
+        }
+    } else {
+        /* d/dx x*Phi(x) = Phi(x) + x*phi(x), phi the standard normal density. */
+#pragma omp parallel for schedule(static) if (n >= ACT_PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++) {
+            const float x = inp[i];
+            const float cdf = 0.5f * erfcf(-x * INV_SQRT2);
+            const float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+            dinp[i] += (cdf + x * pdf) * dout[i];
+        }
+    }
+}
+
+void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ACT_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        out[i] = g * sigmoidf(g) * up[i];
+    }
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n) {
+    /* silu(g) = g*s with s = sigmoid(g); silu'(g) = s * (1 + g*(1 - s)). */
+#pragma omp parallel for schedule(static) if (n >= ACT_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        const float s = sigmoidf(g);
+        if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        if (dup) dup[i] += dout[i] * g * s;
+    }
+}

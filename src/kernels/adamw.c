@@ -1,0 +1,31 @@
+/* adamw.c: the AdamW optimizer step (Loshchilov & Hutter), matching
+ * torch.optim.AdamW: decoupled weight decay applied to the parameter before the Adam
+ * update, bias-corrected first and second moments, eps added after the square root.
+ *
+ * The bias corrections are computed once per call, in double: it costs nothing and
+ * avoids float rounding in 1 - beta^t, which cancels badly while beta^t is close to 1
+ * (the first steps with beta2 = 0.999). */
+#include "kernels/kernels.h"
+
+#include <math.h>
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define ADAMW_PARALLEL_MIN 4096
+
+void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+    const float bc1 = (float)(1.0 - pow((double)beta1, (double)t));
+    const float bc2 = (float)(1.0 - pow((double)beta2, (double)t));
+    const float decay = 1.0f - lr * weight_decay;
+#pragma omp parallel for schedule(static) if (n >= ADAMW_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float g = grad[i];
+        const float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        const float mhat = mi / bc1;
+        const float vhat = vi / bc2;
+        param[i] = param[i] * decay - lr * mhat / (sqrtf(vhat) + eps);
+    }
+}

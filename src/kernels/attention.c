@@ -1,0 +1,225 @@
+/* attention.c: scaled dot-product attention with optional causal mask and grouped-query
+ * heads (training forward/backward), and the cached variant used during generation.
+ *
+ * Why tight loops and not one sgemm per (sequence, head): the matrices are tiny
+ * (T ~ 16..160, hd ~ 16..64) and the outcome of small sgemms called from inside an
+ * OpenMP region depends on how OpenBLAS was built and which CPU it detected. Measured on
+ * the 2-core dev box: with the pthreads build (CMake's fallback) they are 3-7x slower
+ * than these loops; with the OpenMP build and its default (mis)detected core they are
+ * about even; only with OPENBLAS_CORETYPE forced to the right core is the backward
+ * 2-3x faster, at the price of a T x T scratch buffer per thread. The loops need no
+ * scratch, are deterministic, and cost the same everywhere; attention is a small
+ * fraction of a step next to the linear layers at these sizes.
+ *
+ * So we parallelise over (sequence, head) and write the inner products as loops that
+ * the compiler vectorises: dot products are taken four keys at a time so that four
+ * independent accumulator chains hide the FMA latency (8-wide vectors: with hd ~ 64 the
+ * horizontal sums of 16-wide ones cost more than they save), and weighted sums of rows
+ * are fused four rows per pass over the output row.
+ *
+ * The forward computes each row's scores straight into its row of att and turns them
+ * into probabilities in place (max-subtracted softmax). The backward needs, per query
+ * row i, D_i = sum_j p_ij (dout_i . v_j). It walks the query rows in blocks of
+ * ATT_BLOCK: for each row it computes D_i and then dq_i (recomputing the dot products
+ * dout_i . v_j rather than storing a T-long row), then for each key it accumulates
+ * dk_j and dv_j over the block's rows. Accumulating a key's gradient over many rows at
+ * once, instead of scattering every row's contribution over all key rows, keeps the
+ * written rows in L1; the only buffers are a few ATT_BLOCK-float arrays on the stack.
+ *
+ * The backward is parallel over (sequence, kv head) and loops over the query heads of
+ * each kv group inside, so that the heads sharing a kv head never add into the same
+ * dk/dv rows concurrently: the result is deterministic without atomics. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <omp.h>
+
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define ATT_PARALLEL_MIN 65536
+/* Rows (and keys) handled per block in the backward; sizes its small stack buffers. */
+#define ATT_BLOCK 64
+
+/* s[j] = scale * (x . y_j) for j < n, where y_j = y + j*stride and both have hd floats. */
+static void dot_rows(float *s, const float *x, const float *y, size_t stride, int n, int hd,
+                     float scale) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *y0 = y + (size_t)j * stride, *y1 = y0 + stride;
+        const float *y2 = y1 + stride, *y3 = y2 + stride;
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd simdlen(8) reduction(+ : s0, s1, s2, s3)
+        for (int d = 0; d < hd; d++) {
+            const float xd = x[d];
+            s0 += xd * y0[d];
+            s1 += xd * y1[d];
+            s2 += xd * y2[d];
+            s3 += xd * y3[d];
+        }
+        s[j] = s0 * scale;
+        s[j + 1] = s1 * scale;
+        s[j + 2] = s2 * scale;
+        s[j + 3] = s3 * scale;
+    }
+    for (; j < n; j++) {
+        const float *yj = y + (size_t)j * stride;
+        float s0 = 0.0f;
+#pragma omp simd reduction(+ : s0)
+        for (int d = 0; d < hd; d++) s0 += x[d] * yj[d];
+        s[j] = s0 * scale;
+    }
+}
+
+/* out[d] += sum_{j<n} a[j] * x_j[d], where x_j = x + j*stride (hd floats each). */
+static void axpy_rows(float *out, const float *a, const float *x, size_t stride, int n, int hd) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *x0 = x + (size_t)j * stride, *x1 = x0 + stride;
+        const float *x2 = x1 + stride, *x3 = x2 + stride;
+        const float a0 = a[j], a1 = a[j + 1], a2 = a[j + 2], a3 = a[j + 3];
+#pragma omp simd
+        for (int d = 0; d < hd; d++) out[d] += a0 * x0[d] + a1 * x1[d] + a2 * x2[d] + a3 * x3[d];
+    }
+    for (; j < n; j++) {
+        const float *xj = x + (size_t)j * stride;
+        const float aj = a[j];
+#pragma omp simd
+        for (int d = 0; d < hd; d++) out[d] += aj * xj[d];
+    }
+}
+
+/* One query row against its first n_keys keys: probs[0..n_keys) receives the softmax of
+ * the scaled scores and out_row the probability-weighted sum of value rows. Shared by
+ * the training forward and the cached forward so both give identical numbers. */
+static void attend_row(float *out_row, float *probs, const float *q_row, const float *k,
+                       const float *v, size_t kv_stride, int n_keys, int hd, float scale) {
+    dot_rows(probs, q_row, k, kv_stride, n_keys, hd, scale);
+    float maxv = probs[0];
+    for (int j = 1; j < n_keys; j++) maxv = probs[j] > maxv ? probs[j] : maxv;
+    float sum = 0.0f;
+    for (int j = 0; j < n_keys; j++) {
+        const float e = expf(probs[j] - maxv);
+        probs[j] = e;
+        sum += e;
+    }
+    /* sum >= 1 (the max term is exp(0)), so the division is always safe. */
+    const float inv_sum = 1.0f / sum;
+    for (int j = 0; j < n_keys; j++) probs[j] *= inv_sum;
+    for (int d = 0; d < hd; d++) out_row[d] = 0.0f;
+    axpy_rows(out_row, probs, v, kv_stride, n_keys, hd);
+}
+
+void attention_forward(float *out, float *att, const float *q, const float *k,
+                       const float *v, int B, int T, int H, int KVH, int hd, int causal) {
+    const int C = H * hd, KC = KVH * hd, group = H / KVH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const long work = (long)B * H * T * T * hd;
+#pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < H; h++) {
+            const int kvh = h / group;
+            const float *kb = k + (size_t)b * T * KC + (size_t)kvh * hd;
+            const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
+            for (int i = 0; i < T; i++) {
+                const size_t row = (size_t)b * T + i;
+                float *probs = att + (((size_t)b * H + h) * T + i) * T;
+                const int n_keys = causal ? i + 1 : T;
+                attend_row(out + row * C + (size_t)h * hd, probs, q + row * C + (size_t)h * hd,
+                           kb, vb, (size_t)KC, n_keys, hd, scale);
+                for (int j = n_keys; j < T; j++) probs[j] = 0.0f;
+            }
+        }
+    }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                        const float *att, const float *q, const float *k, const float *v,
+                        int B, int T, int H, int KVH, int hd, int causal) {
+    if (!dq && !dk && !dv) return;
+    const int C = H * hd, KC = KVH * hd, group = H / KVH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const long work = (long)B * H * T * T * hd;
+    /* With S = scale * q k^T, P = softmax(S), out = P v:
+     *   dp_ij = dout_i . v_j,  D_i = sum_j p_ij dp_ij,  ds_ij = scale * p_ij (dp_ij - D_i)
+     *   dq_i += sum_j ds_ij k_j,  dk_j += sum_i ds_ij q_i,  dv_j += sum_i p_ij dout_i */
+#pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
+    for (int b = 0; b < B; b++) {
+        for (int kvh = 0; kvh < KVH; kvh++) {
+            const float *kb = k + (size_t)b * T * KC + (size_t)kvh * hd;
+            const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
+            float *dkb = dk ? dk + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
+            float *dvb = dv ? dv + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                const float *ab = att + ((size_t)b * H + h) * T * T;
+                const size_t q_base = (size_t)b * T * C + (size_t)h * hd;
+                /* Query rows in blocks of ATT_BLOCK: first the row-wise quantities (D_i,
+                 * dq_i), then the key-wise ones (dk_j, dv_j) for the same rows. */
+                for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
+                    const int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
+                    float D[ATT_BLOCK], dp[ATT_BLOCK], ds[ATT_BLOCK], pcol[ATT_BLOCK];
+
+                    for (int i = i0; i < i1; i++) {
+                        const float *probs = ab + (size_t)i * T;
+                        const float *dout_i = dout + q_base + (size_t)i * C;
+                        const int n_keys = causal ? i + 1 : T;
+                        float Di = 0.0f;
+                        if (dq || dk) {
+                            for (int j0 = 0; j0 < n_keys; j0 += ATT_BLOCK) {
+                                const int nb = n_keys - j0 < ATT_BLOCK ? n_keys - j0 : ATT_BLOCK;
+                                dot_rows(dp, dout_i, vb + (size_t)j0 * KC, (size_t)KC, nb, hd, 1.0f);
+                                for (int t = 0; t < nb; t++) Di += probs[j0 + t] * dp[t];
+                            }
+                        }
+                        D[i - i0] = Di;
+                        if (!dq) continue;
+                        for (int j0 = 0; j0 < n_keys; j0 += ATT_BLOCK) {
+                            const int nb = n_keys - j0 < ATT_BLOCK ? n_keys - j0 : ATT_BLOCK;
+                            dot_rows(dp, dout_i, vb + (size_t)j0 * KC, (size_t)KC, nb, hd, 1.0f);
+                            for (int t = 0; t < nb; t++) ds[t] = scale * probs[j0 + t] * (dp[t] - Di);
+                            axpy_rows(dq + q_base + (size_t)i * C, ds, kb + (size_t)j0 * KC,
+                                      (size_t)KC, nb, hd);
+                        }
+                    }
+
+                    if (!dk && !dv) continue;
+                    /* Key j receives from the rows of this block that can see it. */
+                    const int j_end = causal ? i1 : T;
+                    for (int j = 0; j < j_end; j++) {
+                        const int r0 = causal && j > i0 ? j : i0;
+                        const int nr = i1 - r0;
+                        for (int i = r0; i < i1; i++) pcol[i - r0] = ab[(size_t)i * T + j];
+                        const float *q_r0 = q + q_base + (size_t)r0 * C;
+                        const float *dout_r0 = dout + q_base + (size_t)r0 * C;
+                        if (dkb) {
+                            dot_rows(dp, vb + (size_t)j * KC, dout_r0, (size_t)C, nr, hd, 1.0f);
+                            for (int t = 0; t < nr; t++)
+                                ds[t] = scale * pcol[t] * (dp[t] - D[r0 - i0 + t]);
+                            axpy_rows(dkb + (size_t)j * KC, ds, q_r0, (size_t)C, nr, hd);
+                        }
+                        if (dvb) axpy_rows(dvb + (size_t)j * KC, pcol, dout_r0, (size_t)C, nr, hd);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void attention_cached_forward(float *out, const float *q, const float *kc, const float *vc,
+                              int Tq, int Tk, int H, int KVH, int hd, float *scratch) {
+    const int C = H * hd, KC = KVH * hd, group = H / KVH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const long work = (long)Tq * H * Tk * hd;
+    /* Every (query row, head) pair is independent; each thread scores into its own Tk
+     * slice of scratch, picked by its thread number. (So this must not be called from
+     * several threads of an enclosing parallel region at once: each would be thread 0
+     * of its own inner team and they would share slice 0.) */
+#pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
+    for (int i = 0; i < Tq; i++) {
+        for (int h = 0; h < H; h++) {
+            float *probs = scratch + (size_t)omp_get_thread_num() * Tk;
+            const size_t q_off = (size_t)i * C + (size_t)h * hd;
+            const size_t kv_off = (size_t)(h / group) * hd;
+            attend_row(out + q_off, probs, q + q_off, kc + kv_off, vc + kv_off, (size_t)KC,
+                       Tk - Tq + i + 1, hd, scale);
+        }
+    }
+}

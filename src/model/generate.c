@@ -1,0 +1,231 @@
+/* generate.c: token sampling and the sub-policies as text-in, text-out functions. */
+#include "model/generate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void gen_options_default(gen_options *o) {
+    o->temperature = 0.0f;
+    o->top_p = 1.0f;
+    o->max_new_tokens = 64;
+    o->seed = 42;
+}
+
+typedef struct idx_prob {
+    float p;
+    int i;
+} idx_prob;
+
+static int cmp_desc(const void *a, const void *b) {
+    const idx_prob *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->i - y->i;
+}
+
+int sample_token(const float *logits, int V, const gen_options *o, sevo_rng *rng, float *scratch) {
+    if (o->temperature <= 0.0f) {
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+    float mx = logits[0];
+    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    idx_prob *ip = (idx_prob *)scratch; /* 2*V floats hold V (float,int) pairs */
+    double sum = 0;
+    for (int i = 0; i < V; i++) {
+        ip[i].p = expf((logits[i] - mx) / o->temperature);
+        ip[i].i = i;
+        sum += ip[i].p;
+    }
+    int n = V;
+    if (o->top_p < 1.0f) {
+        qsort(ip, (size_t)V, sizeof *ip, cmp_desc);
+        double acc = 0;
+        for (n = 0; n < V;) {
+            acc += ip[n++].p / sum;
+            if (acc >= o->top_p) break;
+        }
+        sum = 0;
+        for (int i = 0; i < n; i++) sum += ip[i].p;
+    }
+    double u = sevo_rng_uniform(rng) * sum, acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += ip[i].p;
+        if (u < acc) return ip[i].i;
+    }
+    return ip[n - 1].i;
+}
+
+const char *trace_exit_name(trace_exit e) {
+    return e == EXIT_EARLY ? "early" : e == EXIT_MAX_STEPS ? "max_steps" : "model_end";
+}
+
+struct vlm_policy {
+    vlm *m;
+    const sevo_tokenizer *tok;
+    prompt_ids ids;
+    vlm_session *s;
+    gen_options opt;
+    sevo_rng rng;
+    float *scratch;
+    tokseq seq;
+    int *gen;
+    int num_patches;
+};
+
+int policy_create(vlm_policy **out, vlm *m, const sevo_tokenizer *tok, const gen_options *o,
+                  sevo_error *err) {
+    *out = NULL;
+    vlm_policy *p = sevo_calloc(1, sizeof *p, "policy", err);
+    if (!p) return -1;
+    p->m = m;
+    p->tok = tok;
+    p->opt = *o;
+    sevo_rng_seed(&p->rng, o->seed, 0x9e4);
+    const vlm_config *c = vlm_get_config(m);
+    p->num_patches = vlm_config_num_patches(c);
+    tokseq_init(&p->seq);
+    p->scratch = sevo_malloc((size_t)c->vocab_size * 2 * sizeof(float), "sampling scratch", err);
+    p->gen = sevo_malloc((size_t)c->max_position_embeddings * sizeof(int), "generation buffer", err);
+    if (!p->scratch || !p->gen || prompt_ids_resolve(&p->ids, tok, err) ||
+        vlm_session_create(&p->s, m, c->max_position_embeddings, err)) {
+        policy_free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+void policy_free(vlm_policy *p) {
+    if (!p) return;
+    vlm_session_free(p->s);
+    free(p->scratch);
+    free(p->gen);
+    tokseq_free(&p->seq);
+    free(p);
+}
+
+const prompt_ids *policy_ids(const vlm_policy *p) { return &p->ids; }
+void policy_set_options(vlm_policy *p, const gen_options *o) {
+    p->opt = *o;
+    sevo_rng_seed(&p->rng, o->seed, 0x9e4);
+}
+
+static int is_stop(int id, const int *stops, int n_stops) {
+    for (int i = 0; i < n_stops; i++)
+        if (id == stops[i]) return 1;
+    return 0;
+}
+
+/* Samples tokens from the session until one of stops (returned, not fed) or the token
+ * budget runs out (returns -1 as the stop). Generated tokens go to out (fed). */
+static int generate_until(vlm_policy *p, const int *stops, int n_stops, int *out, int *n_out,
+                          int budget, int *tokens_generated, sevo_error *err) {
+    int V = vlm_get_config(p->m)->vocab_size;
+    *n_out = 0;
+    for (int i = 0; i < budget; i++) {
+        int t = sample_token(vlm_session_logits(p->s), V, &p->opt, &p->rng, p->scratch);
+        if (tokens_generated) (*tokens_generated)++;
+        if (is_stop(t, stops, n_stops)) return t;
+        out[(*n_out)++] = t;
+        if (vlm_session_len(p->s) + 1 >= vlm_get_config(p->m)->max_position_embeddings) return -1;
+        if (vlm_session_feed(p->s, &t, 1, err)) return -2;
+    }
+    return -1;
+}
+
+static void decode(const vlm_policy *p, const int *ids, int n, char *out, size_t cap) {
+    if (tokenizer_decode(p->tok, ids, n, out, cap, 1) < 0 && cap) out[0] = '\0';
+}
+
+static int start(vlm_policy *p, const float *image, sevo_error *err) {
+    vlm_session_reset(p->s);
+    if (image) vlm_session_set_image(p->s, image);
+    if (vlm_session_feed(p->s, p->seq.ids, p->seq.n, err)) return -1;
+    return 0;
+}
+
+/* Generates a perception from the current session state (after a <perceive>). */
+static int gen_perception(vlm_policy *p, char *out, size_t n, int *stop, int *tokens,
+                          sevo_error *err) {
+    int stops[3] = {p->ids.step, p->ids.answer, p->ids.eos};
+    int k = 0;
+    *stop = generate_until(p, stops, 3, p->gen, &k, p->opt.max_new_tokens, tokens, err);
+    if (*stop == -2) return -1;
+    decode(p, p->gen, k, out, n);
+    return 0;
+}
+
+int policy_perceive(vlm_policy *p, const float *image, const char *question, char *out, size_t n,
+                    sevo_error *err) {
+    p->seq.n = 0;
+    if (prompt_perceive(&p->seq, &p->ids, p->tok, p->num_patches, question, err) || start(p, image, err))
+        return -1;
+    int stop;
+    return gen_perception(p, out, n, &stop, NULL, err);
+}
+
+static int gen_answer(vlm_policy *p, char *out, size_t n, int *tokens, sevo_error *err) {
+    int stops[1] = {p->ids.eos};
+    int k = 0;
+    if (generate_until(p, stops, 1, p->gen, &k, p->opt.max_new_tokens, tokens, err) == -2) return -1;
+    decode(p, p->gen, k, out, n);
+    return 0;
+}
+
+int policy_text_answer(vlm_policy *p, const char *question, const char *perception, char *out,
+                       size_t n, sevo_error *err) {
+    p->seq.n = 0;
+    if (prompt_text(&p->seq, &p->ids, p->tok, question, perception, err) || start(p, NULL, err))
+        return -1;
+    return gen_answer(p, out, n, NULL, err);
+}
+
+int policy_refine(vlm_policy *p, const float *image, const char *question, const char *failed,
+                  const char *tmpl, char *out, size_t n, sevo_error *err) {
+    p->seq.n = 0;
+    if (prompt_refine(&p->seq, &p->ids, p->tok, p->num_patches, question, failed, tmpl, err) ||
+        start(p, image, err))
+        return -1;
+    int stop;
+    return gen_perception(p, out, n, &stop, NULL, err);
+}
+
+int policy_reason(vlm_policy *p, const float *image, const char *question, int max_steps,
+                  step_gate_fn gate, void *gate_ctx, trace_result *r, sevo_error *err) {
+    memset(r, 0, sizeof *r);
+    if (max_steps > TRACE_MAX_STEPS) max_steps = TRACE_MAX_STEPS;
+    p->seq.n = 0;
+    if (prompt_perceive(&p->seq, &p->ids, p->tok, p->num_patches, question, err) || start(p, image, err))
+        return -1;
+    int stop;
+    if (gen_perception(p, r->perception, sizeof r->perception, &stop, &r->tokens_generated, err))
+        return -1;
+    r->exit_type = EXIT_MODEL_END;
+    int stops[2] = {p->ids.step, p->ids.answer};
+    /* after the perception: <step> opens a reasoning step; anything else goes to the answer */
+    while (stop == p->ids.step) {
+        if (r->n_steps == max_steps) {
+            r->exit_type = EXIT_MAX_STEPS;
+            break;
+        }
+        int t = p->ids.step;
+        if (vlm_session_feed(p->s, &t, 1, err)) return -1;
+        int k = 0;
+        stop = generate_until(p, stops, 2, p->gen, &k, p->opt.max_new_tokens, &r->tokens_generated, err);
+        if (stop == -2) return -1;
+        decode(p, p->gen, k, r->steps[r->n_steps], TRACE_TEXT);
+        r->n_steps++;
+        if (gate && gate(gate_ctx, r->n_steps, vlm_session_hidden(p->s), &r->scores[r->n_steps - 1])) {
+            r->exit_type = EXIT_EARLY;
+            break;
+        }
+    }
+    if (r->n_steps == max_steps && stop == p->ids.step) r->exit_type = EXIT_MAX_STEPS;
+    /* the answer is generated after <answer>, whether the model or the budget chose it */
+    int t = p->ids.answer;
+    if (vlm_session_feed(p->s, &t, 1, err)) return -1;
+    return gen_answer(p, r->answer, sizeof r->answer, &r->tokens_generated, err);
+}

@@ -1,0 +1,71 @@
+/* generate.h: sampling and the sub-policy API (DESIGN §1) on top of a KV-cache session.
+ *
+ * A vlm_policy bundles a model, its tokenizer, one generation session and the sampling
+ * settings, and exposes the sub-policies as functions on text: perceive, reason (the
+ * full perception -> steps -> answer trace, with an optional per-step exit decision for
+ * HSR-EE), answer from a description alone (no image), and refine a failed perception. */
+#ifndef SEVO_MODEL_GENERATE_H
+#define SEVO_MODEL_GENERATE_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/tokenizer.h"
+#include "model/prompt.h"
+#include "model/vlm.h"
+
+typedef struct gen_options {
+    float temperature; /* 0 = greedy */
+    float top_p;       /* nucleus sampling mass, (0,1]; 1 = off */
+    int max_new_tokens;
+    uint64_t seed;
+} gen_options;
+
+void gen_options_default(gen_options *o);
+
+/* Picks the next token from logits[V]: argmax when temperature is 0, else samples from
+ * softmax(logits / T) restricted to the smallest set with mass >= top_p. scratch holds
+ * 2*V floats. Ties in argmax go to the lowest id. */
+int sample_token(const float *logits, int V, const gen_options *o, sevo_rng *rng, float *scratch);
+
+#define TRACE_MAX_STEPS 16
+#define TRACE_TEXT 512
+
+typedef enum { EXIT_MODEL_END = 0, EXIT_MAX_STEPS = 1, EXIT_EARLY = 2 } trace_exit;
+const char *trace_exit_name(trace_exit e);
+
+typedef struct trace_result {
+    char perception[TRACE_TEXT];
+    char steps[TRACE_MAX_STEPS][TRACE_TEXT];
+    float scores[TRACE_MAX_STEPS]; /* gate scores when a gate was used */
+    int n_steps;
+    char answer[TRACE_TEXT];
+    trace_exit exit_type;
+    int tokens_generated;
+} trace_result;
+
+/* Called after reasoning step k (1-based) with the final hidden state of the step's last
+ * token; returns 1 to exit now (answer from here), 0 to think on. *score may be set. */
+typedef int (*step_gate_fn)(void *ctx, int k, const float *hidden, float *score);
+
+typedef struct vlm_policy vlm_policy;
+
+int policy_create(vlm_policy **out, vlm *m, const sevo_tokenizer *tok, const gen_options *o,
+                  sevo_error *err);
+void policy_free(vlm_policy *p);
+const prompt_ids *policy_ids(const vlm_policy *p);
+void policy_set_options(vlm_policy *p, const gen_options *o);
+
+/* image: normalised pixels [C,S,S] of the model's image size. */
+int policy_perceive(vlm_policy *p, const float *image, const char *question, char *out, size_t n,
+                    sevo_error *err);
+int policy_text_answer(vlm_policy *p, const char *question, const char *perception, char *out,
+                       size_t n, sevo_error *err);
+int policy_refine(vlm_policy *p, const float *image, const char *question, const char *failed,
+                  const char *tmpl, char *out, size_t n, sevo_error *err);
+/* The full trace with at most max_steps reasoning steps. gate may be NULL. */
+int policy_reason(vlm_policy *p, const float *image, const char *question, int max_steps,
+                  step_gate_fn gate, void *gate_ctx, trace_result *r, sevo_error *err);
+
+#endif

@@ -1,0 +1,745 @@
+/* test_synth.c: the synthetic world. The data set is generated once into a temporary
+ * directory; the tests then check it independently of the generator: byte-identical
+ * regeneration, file counts, decodable images, every answer recomputed from the
+ * record's objects, the step formats, POPE balance and negatives, the measured
+ * co-occurrence, and the perception parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stb/stb_image.h>
+
+#include "core/fsutil.h"
+#include "data/synth.h"
+
+#define NUM_TRAIN 300
+#define NUM_TEST 100
+#define IMAGE_SIZE 32
+
+typedef struct fixture {
+    char dir[64];
+    synth_options opt;
+} fixture;
+
+static void make_tmpdir(char *buf, size_t cap) {
+    snprintf(buf, cap, "/tmp/sevo_synth_XXXXXX");
+    assert_non_null(mkdtemp(buf));
+}
+
+static int group_setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/sevo_synth_XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    synth_options_default(&f->opt);
+    f->opt.output_dir = f->dir;
+    f->opt.num_train = NUM_TRAIN;
+    f->opt.num_test = NUM_TEST;
+    f->opt.seed = 7;
+    f->opt.image_size = IMAGE_SIZE;
+    sevo_error err = {{0}};
+    if (synth_generate(&f->opt, &err) != 0) {
+        fprintf(stderr, "synth_generate: %s\n", err.msg);
+        sevo_remove_tree(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    fixture *f = *state;
+    if (f) {
+        sevo_remove_tree(f->dir);
+        free(f);
+    }
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+static char *read_text(const char *dir, const char *name) {
+    char path[512];
+    sevo_path_join(path, sizeof path, dir, name);
+    char *buf = NULL;
+    sevo_error err;
+    if (sevo_read_file(path, &buf, NULL, &err) != 0) fail_msg("%s", err.msg);
+    return buf;
+}
+
+/* Splits JSONL text into parsed records; returns the count. */
+static int load_jsonl(const char *dir, const char *name, cJSON ***out) {
+    char *text = read_text(dir, name);
+    int n = 0, cap = 16;
+    cJSON **recs = malloc(sizeof(cJSON *) * (size_t)cap);
+    assert_non_null(recs);
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) fail_msg("%s: line %d is not JSON", name, n + 1);
+        if (n == cap) {
+            cap *= 2;
+            recs = realloc(recs, sizeof(cJSON *) * (size_t)cap);
+            assert_non_null(recs);
+        }
+        recs[n++] = j;
+    }
+    free(text);
+    *out = recs;
+    return n;
+}
+
+static void free_records(cJSON **recs, int n) {
+    for (int i = 0; i < n; i++) cJSON_Delete(recs[i]);
+    free(recs);
+}
+
+static const char *str_field(const cJSON *rec, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
+    if (!cJSON_IsString(v)) fail_msg("field %s missing or not a string", key);
+    return v->valuestring;
+}
+
+/* The record's objects, checked for the scene invariants. */
+static int record_objects(const cJSON *rec, synth_object *objs) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(rec, "objects");
+    assert_true(cJSON_IsArray(arr));
+    int n = 0;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, arr) {
+        assert_true(n < SYNTH_MAX_OBJECTS);
+        objs[n].shape = synth_shape_index(str_field(o, "shape"));
+        objs[n].color = synth_color_index(str_field(o, "color"));
+        objs[n].position = synth_position_index(str_field(o, "position"));
+        assert_true(objs[n].shape >= 0 && objs[n].color >= 0 && objs[n].position >= 0);
+        n++;
+    }
+    assert_true(n >= 1 && n <= SYNTH_MAX_OBJECTS);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            assert_true(objs[i].position < objs[j].position); /* row-major, distinct cells */
+            assert_false(objs[i].shape == objs[j].shape && objs[i].color == objs[j].color);
+        }
+    return n;
+}
+
+static int has_type(const synth_object *o, int n, int shape, int color) {
+    for (int i = 0; i < n; i++)
+        if (o[i].shape == shape && o[i].color == color) return i;
+    return -1;
+}
+
+static int count_shape(const synth_object *o, int n, int shape) {
+    int k = 0;
+    for (int i = 0; i < n; i++) k += o[i].shape == shape;
+    return k;
+}
+
+static int plural_index(const char *w) {
+    for (int s = 0; s < SYNTH_NUM_SHAPES; s++)
+        if (strcmp(w, synth_shape_plurals[s]) == 0) return s;
+    return -1;
+}
+
+/* Splits a copy of text on single spaces; returns the token count. */
+static int tokens(const char *text, char *buf, size_t cap, char **tok, int max) {
+    snprintf(buf, cap, "%s", text);
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, " ", &save); t && n < max; t = strtok_r(NULL, " ", &save))
+        tok[n++] = t;
+    return n;
+}
+
+/* Recomputes the answer of a question from the objects alone, independently of the
+ * generator's code. Also returns the question type index. */
+static void recompute(const char *question, const synth_object *o, int n, char *ans, size_t cap,
+                      int *qtype) {
+    char buf[256], *t[32] = {0};
+    int k = tokens(question, buf, sizeof buf, t, 32);
+    assert_string_equal(t[k - 1], "?");
+    if (k == 6 && !strcmp(t[0], "is") && !strcmp(t[1], "there") && !strcmp(t[2], "a")) {
+        int c = synth_color_index(t[3]), s = synth_shape_index(t[4]);
+        assert_true(c >= 0 && s >= 0);
+        snprintf(ans, cap, "%s", has_type(o, n, s, c) >= 0 ? "yes" : "no");
+        *qtype = SYNTH_Q_EXIST;
+    } else if (k == 6 && !strcmp(t[0], "what") && !strcmp(t[1], "color")) {
+        int s = synth_shape_index(t[4]);
+        assert_true(s >= 0);
+        assert_int_equal(count_shape(o, n, s), 1);
+        for (int i = 0; i < n; i++)
+            if (o[i].shape == s) snprintf(ans, cap, "%s", synth_color_names[o[i].color]);
+        *qtype = SYNTH_Q_COLOR;
+    } else if (k == 6 && !strcmp(t[0], "how") && !strcmp(t[1], "many")) {
+        int s = plural_index(t[2]);
+        assert_true(s >= 0);
+        snprintf(ans, cap, "%d", count_shape(o, n, s));
+        *qtype = SYNTH_Q_COUNT;
+    } else if (k == 7 && !strcmp(t[0], "are") && !strcmp(t[2], "more")) {
+        int s1 = plural_index(t[3]), s2 = plural_index(t[5]);
+        assert_true(s1 >= 0 && s2 >= 0 && s1 != s2);
+        snprintf(ans, cap, "%s", count_shape(o, n, s1) > count_shape(o, n, s2) ? "yes" : "no");
+        *qtype = SYNTH_Q_COMPARE;
+    } else {
+        /* is the c1 s1 <rel: 1 or 2 words> the c2 s2 ? */
+        assert_true(k == 9 || k == 10);
+        assert_string_equal(t[0], "is");
+        assert_string_equal(t[1], "the");
+        int c1 = synth_color_index(t[2]), s1 = synth_shape_index(t[3]);
+        int two = k == 10;
+        assert_string_equal(t[5 + two], "the");
+        int c2 = synth_color_index(t[6 + two]), s2 = synth_shape_index(t[7 + two]);
+        int a = has_type(o, n, s1, c1), b = has_type(o, n, s2, c2);
+        assert_true(a >= 0 && b >= 0 && a != b);
+        int ra = o[a].position / 3, ca = o[a].position % 3;
+        int rb = o[b].position / 3, cb = o[b].position % 3;
+        int yes = 0;
+        if (two && !strcmp(t[4], "left") && !strcmp(t[5], "of"))
+            yes = ca < cb;
+        else if (two && !strcmp(t[4], "right") && !strcmp(t[5], "of"))
+            yes = ca > cb;
+        else if (!two && !strcmp(t[4], "above"))
+            yes = ra < rb;
+        else if (!two && !strcmp(t[4], "below"))
+            yes = ra > rb;
+        else
+            fail_msg("unknown question: %s", question);
+        snprintf(ans, cap, "%s", yes ? "yes" : "no");
+        *qtype = SYNTH_Q_SPATIAL;
+    }
+}
+
+/* Checks one record: keys, answer, depth, perception, steps. */
+static void check_record(const cJSON *rec, int is_train, int is_pope) {
+    static const char *const keys[] = {"image", "question", "answer",  "perception",
+                                       "steps", "type",     "depth",   "objects"};
+    const cJSON *c = rec->child;
+    for (int i = 0; i < 8; i++, c = c->next) {
+        assert_non_null(c);
+        assert_string_equal(c->string, keys[i]);
+    }
+    if (is_train) {
+        assert_non_null(c);
+        assert_string_equal(c->string, "wrong_perception");
+        c = c->next;
+    }
+    if (is_pope) {
+        assert_non_null(c);
+        assert_string_equal(c->string, "pope_split");
+        c = c->next;
+    }
+    assert_null(c);
+
+    synth_object o[SYNTH_MAX_OBJECTS];
+    int n = record_objects(rec, o);
+    const char *question = str_field(rec, "question");
+    const char *answer = str_field(rec, "answer");
+    char want[32];
+    int qtype = -1;
+    recompute(question, o, n, want, sizeof want, &qtype);
+    if (strcmp(want, answer) != 0)
+        fail_msg("\"%s\": answer \"%s\", recomputed \"%s\"", question, answer, want);
+    assert_int_equal(synth_qtype_index(str_field(rec, "type")), qtype);
+    const cJSON *depth = cJSON_GetObjectItemCaseSensitive(rec, "depth");
+    assert_true(cJSON_IsNumber(depth));
+    static const int want_depth[SYNTH_NUM_QTYPES] = {1, 2, 2, 3, 3};
+    assert_int_equal(depth->valueint, want_depth[qtype]);
+
+    /* The perception lists exactly the objects, and parses back to them. */
+    const char *perception = str_field(rec, "perception");
+    synth_object back[8];
+    assert_int_equal(synth_parse_perception(perception, back, 8), n);
+    assert_memory_equal(back, o, sizeof(synth_object) * (size_t)n);
+
+    /* Five steps; the answer appears from step `depth` on, and the last ones re-check. */
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(rec, "steps");
+    assert_int_equal(cJSON_GetArraySize(steps), SYNTH_NUM_STEPS);
+    char check[64];
+    snprintf(check, sizeof check, "check : %s", answer);
+    int d = want_depth[qtype];
+    for (int k = 0; k < SYNTH_NUM_STEPS; k++) {
+        const cJSON *s = cJSON_GetArrayItem(steps, k);
+        assert_true(cJSON_IsString(s));
+        if (k >= d) assert_string_equal(s->valuestring, check);
+        if (k + 1 == d && qtype != SYNTH_Q_EXIST) {
+            /* The deciding step ends with ": <answer>". */
+            size_t ls = strlen(s->valuestring), la = strlen(answer);
+            assert_true(ls > la + 3);
+            assert_memory_equal(s->valuestring + ls - la - 3, " : ", 3);
+            assert_string_equal(s->valuestring + ls - la, answer);
+        }
+    }
+    const char *z1 = cJSON_GetArrayItem(steps, 0)->valuestring;
+    if (qtype == SYNTH_Q_EXIST) {
+        /* z1 locates the object or finds none; that decides the answer at depth 1. */
+        assert_memory_equal(z1, "find ", 5);
+        const char *tail = strstr(z1, " : ");
+        assert_non_null(tail);
+        if (strcmp(answer, "no") == 0)
+            assert_string_equal(tail, " : none");
+        else
+            assert_memory_equal(tail, " : at ", 6);
+    }
+
+    if (is_train) {
+        const char *wrong = str_field(rec, "wrong_perception");
+        synth_object w[8];
+        int nw = synth_parse_perception(wrong, w, 8);
+        assert_true(nw >= 1);
+        assert_true(strcmp(wrong, perception) != 0);
+        assert_true(nw == n + 1 || nw == n - 1 || nw == n);
+    }
+}
+
+/* ---- tests ---- */
+
+static void test_line_counts(void **state) {
+    fixture *f = *state;
+    static const struct {
+        const char *name;
+        int n;
+    } files[] = {{"train.jsonl", NUM_TRAIN},
+                 {"test.jsonl", NUM_TEST},
+                 {"pope_random.jsonl", NUM_TEST},
+                 {"pope_popular.jsonl", NUM_TEST},
+                 {"pope_adversarial.jsonl", NUM_TEST}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *text = read_text(f->dir, files[i].name);
+        int lines = 0;
+        for (char *p = text; *p; p++) lines += *p == '\n';
+        assert_int_equal(lines, files[i].n);
+        assert_true(strlen(text) == 0 || text[strlen(text) - 1] == '\n');
+        free(text);
+    }
+    char *world = read_text(f->dir, "world.json");
+    cJSON *w = cJSON_Parse(world);
+    assert_non_null(w);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(w, "positions")), 9);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(w, "partners"), "red circle")
+                            ->valuestring,
+                        "green triangle");
+    cJSON_Delete(w);
+    free(world);
+}
+
+static void test_records(void **state) {
+    fixture *f = *state;
+    cJSON **recs;
+    int n = load_jsonl(f->dir, "train.jsonl", &recs);
+    int per_type[SYNTH_NUM_QTYPES] = {0};
+    for (int i = 0; i < n; i++) {
+        check_record(recs[i], 1, 0);
+        char want[64];
+        snprintf(want, sizeof want, "images/train_%06d.png", i);
+        assert_string_equal(str_field(recs[i], "image"), want);
+        per_type[synth_qtype_index(str_field(recs[i], "type"))]++;
+    }
+    /* Every type occurs; existence is the largest share (30 % of the mix). */
+    for (int t = 0; t < SYNTH_NUM_QTYPES; t++) assert_true(per_type[t] > 0);
+    assert_true(fabs(per_type[SYNTH_Q_EXIST] / (double)n - 0.30) < 0.08);
+    free_records(recs, n);
+
+    n = load_jsonl(f->dir, "test.jsonl", &recs);
+    for (int i = 0; i < n; i++) {
+        check_record(recs[i], 0, 0);
+        char want[64];
+        snprintf(want, sizeof want, "images/test_%06d.png", i);
+        assert_string_equal(str_field(recs[i], "image"), want);
+    }
+    free_records(recs, n);
+}
+
+static void test_images(void **state) {
+    fixture *f = *state;
+    static const char *const files[] = {"train.jsonl", "test.jsonl"};
+    for (int k = 0; k < 2; k++) {
+        cJSON **recs;
+        int n = load_jsonl(f->dir, files[k], &recs);
+        for (int i = 0; i < n; i++) {
+            char path[512];
+            sevo_path_join(path, sizeof path, f->dir, str_field(recs[i], "image"));
+            int w = 0, h = 0, c = 0;
+            unsigned char *px = stbi_load(path, &w, &h, &c, 0);
+            if (!px) fail_msg("%s does not decode", path);
+            assert_int_equal(w, IMAGE_SIZE);
+            assert_int_equal(h, IMAGE_SIZE);
+            assert_int_equal(c, 3);
+            stbi_image_free(px);
+        }
+        free_records(recs, n);
+    }
+}
+
+static void test_pope(void **state) {
+    fixture *f = *state;
+    static const char *const splits[] = {"random", "popular", "adversarial"};
+    cJSON **test;
+    int nt = load_jsonl(f->dir, "test.jsonl", &test);
+    for (int s = 0; s < 3; s++) {
+        char name[64];
+        snprintf(name, sizeof name, "pope_%s.jsonl", splits[s]);
+        cJSON **recs;
+        int n = load_jsonl(f->dir, name, &recs);
+        int yes = 0, no = 0;
+        for (int i = 0; i < n; i++) {
+            const cJSON *r = recs[i];
+            check_record(r, 0, 1);
+            assert_string_equal(str_field(r, "pope_split"), splits[s]);
+            assert_string_equal(str_field(r, "type"), "exist");
+            const char *ans = str_field(r, "answer");
+            assert_string_equal(ans, i % 2 == 0 ? "yes" : "no"); /* alternating */
+            yes += !strcmp(ans, "yes");
+            no += !strcmp(ans, "no");
+            /* The image is a test image, and the objects are that image's. */
+            int idx = -1;
+            assert_int_equal(sscanf(str_field(r, "image"), "images/test_%d.png", &idx), 1);
+            assert_true(idx >= 0 && idx < nt);
+            assert_string_equal(str_field(r, "perception"), str_field(test[idx], "perception"));
+            if (s == 2 && !strcmp(ans, "no")) {
+                /* Adversarial negatives: the absent partner of a present object. */
+                synth_object o[SYNTH_MAX_OBJECTS];
+                int no_ = record_objects(r, o);
+                char buf[128], *t[8] = {0};
+                tokens(str_field(r, "question"), buf, sizeof buf, t, 8);
+                int type = synth_type(synth_shape_index(t[4]), synth_color_index(t[3]));
+                int is_partner = 0;
+                for (int j = 0; j < no_; j++)
+                    is_partner |= synth_partner(synth_type(o[j].shape, o[j].color)) == type;
+                assert_true(is_partner);
+            }
+        }
+        assert_int_equal(yes, NUM_TEST / 2);
+        assert_int_equal(no, NUM_TEST / 2);
+        free_records(recs, n);
+    }
+    free_records(test, nt);
+}
+
+/* Every file under a, recursively, equals the one under b, and b has no others. */
+static int compare_trees(const char *a, const char *b) {
+    DIR *d = opendir(a);
+    if (!d) fail_msg("cannot open %s", a);
+    int files = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char pa[512], pb[512];
+        sevo_path_join(pa, sizeof pa, a, e->d_name);
+        sevo_path_join(pb, sizeof pb, b, e->d_name);
+        if (sevo_dir_exists(pa)) {
+            files += compare_trees(pa, pb);
+            continue;
+        }
+        char *x = NULL, *y = NULL;
+        size_t lx = 0, ly = 0;
+        sevo_error err;
+        if (sevo_read_file(pa, &x, &lx, &err) != 0 || sevo_read_file(pb, &y, &ly, &err) != 0)
+            fail_msg("%s", err.msg);
+        if (lx != ly || memcmp(x, y, lx) != 0) fail_msg("%s and %s differ", pa, pb);
+        free(x);
+        free(y);
+        files++;
+    }
+    closedir(d);
+    return files;
+}
+
+static void test_determinism(void **state) {
+    fixture *f = *state;
+    char dir2[64], dir3[64];
+    make_tmpdir(dir2, sizeof dir2);
+    make_tmpdir(dir3, sizeof dir3);
+    synth_options o = f->opt;
+    sevo_error err;
+    o.output_dir = dir2;
+    if (synth_generate(&o, &err) != 0) fail_msg("%s", err.msg);
+    int na = compare_trees(f->dir, dir2);
+    int nb = compare_trees(dir2, f->dir);
+    assert_int_equal(na, nb);
+    assert_int_equal(na, NUM_TRAIN + NUM_TEST + 6); /* images + 5 jsonl + world.json */
+
+    /* A different seed changes the data (a small set is enough to see it). */
+    o.output_dir = dir3;
+    o.seed = f->opt.seed + 1;
+    o.num_train = 20;
+    o.num_test = 4;
+    if (synth_generate(&o, &err) != 0) fail_msg("%s", err.msg);
+    char *x = read_text(f->dir, "train.jsonl"), *y = read_text(dir3, "train.jsonl");
+    assert_true(strncmp(x, y, strlen(y)) != 0);
+    free(x);
+    free(y);
+    char pa[512], pb[512];
+    size_t lx = 0, ly = 0;
+    sevo_path_join(pa, sizeof pa, f->dir, "images/test_000000.png");
+    sevo_path_join(pb, sizeof pb, dir3, "images/test_000000.png");
+    if (sevo_read_file(pa, &x, &lx, &err) != 0 || sevo_read_file(pb, &y, &ly, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_true(lx != ly || memcmp(x, y, lx) != 0);
+    free(x);
+    free(y);
+    sevo_remove_tree(dir2);
+    sevo_remove_tree(dir3);
+}
+
+static void test_cooccurrence(void **state) {
+    (void)state;
+    char dir[64];
+    make_tmpdir(dir, sizeof dir);
+    synth_options o;
+    synth_options_default(&o);
+    o.output_dir = dir;
+    o.num_train = 2000;
+    o.num_test = 0;
+    o.image_size = 8; /* the images do not matter here; small ones are quicker */
+    o.seed = 123;
+    sevo_error err;
+    if (synth_generate(&o, &err) != 0) fail_msg("%s", err.msg);
+    cJSON **recs;
+    int n = load_jsonl(dir, "train.jsonl", &recs);
+    long with_partner = 0, objects = 0, added = 0;
+    for (int i = 0; i < n; i++) {
+        synth_object ob[SYNTH_MAX_OBJECTS];
+        int k = record_objects(recs[i], ob);
+        if (k < 2) continue;
+        for (int a = 0; a < k; a++) {
+            int p = synth_partner(synth_type(ob[a].shape, ob[a].color));
+            for (int b = 0; b < k; b++) with_partner += synth_type(ob[b].shape, ob[b].color) == p;
+        }
+        objects += k;
+        added += k - 1;
+    }
+    free_records(recs, n);
+    double link = (double)with_partner / (double)added;
+    double given = (double)with_partner / (double)objects;
+    print_message("co-occurrence: partner_link_rate %.4f, P(partner | object) %.4f\n", link,
+                  given);
+    assert_true(fabs(link - 0.8) < 0.05);
+
+    char *text = read_text(dir, "world.json");
+    cJSON *w = cJSON_Parse(text);
+    assert_non_null(w);
+    cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(w, "train"), "cooccurrence_measured");
+    assert_non_null(c);
+    assert_true(fabs(cJSON_GetObjectItem(c, "partner_link_rate")->valuedouble - link) < 1e-4);
+    assert_true(fabs(cJSON_GetObjectItem(c, "p_partner_given_object")->valuedouble - given) < 1e-4);
+    cJSON_Delete(w);
+    free(text);
+
+    sevo_remove_tree(dir);
+
+    /* With no co-occurrence, partners meet only by chance (the sampler alone). */
+    sevo_rng r;
+    sevo_rng_seed(&r, 3, 3);
+    with_partner = added = 0;
+    for (int i = 0; i < 2000; i++) {
+        synth_scene sc;
+        synth_scene_sample(&r, 0.0f, &sc);
+        for (int a = 0; a < sc.n; a++)
+            for (int b = 0; b < sc.n; b++)
+                with_partner += synth_type(sc.obj[b].shape, sc.obj[b].color) ==
+                                synth_partner(synth_type(sc.obj[a].shape, sc.obj[a].color));
+        added += sc.n - 1;
+    }
+    assert_true((double)with_partner / (double)added < 0.3);
+}
+
+static void test_partner(void **state) {
+    (void)state;
+    int red_circle = synth_type(0, 0);
+    assert_int_equal(synth_partner(red_circle), synth_type(2, 1)); /* green triangle */
+    int seen[SYNTH_NUM_TYPES] = {0};
+    for (int t = 0; t < SYNTH_NUM_TYPES; t++) {
+        int p = synth_partner(t);
+        assert_true(p >= 0 && p < SYNTH_NUM_TYPES && p != t);
+        seen[p]++;
+        /* Following partners returns after exactly 10 steps. */
+        int x = t, steps = 0;
+        do {
+            x = synth_partner(x);
+            steps++;
+        } while (x != t);
+        assert_int_equal(steps, 10);
+    }
+    for (int t = 0; t < SYNTH_NUM_TYPES; t++) assert_int_equal(seen[t], 1); /* a bijection */
+    assert_int_equal(synth_shape_index("cross"), 3);
+    assert_int_equal(synth_color_index("purple"), 4);
+    assert_int_equal(synth_position_index("center"), 4);
+    assert_int_equal(synth_position_index("middle center"), -1);
+}
+
+static void test_parse_perception(void **state) {
+    (void)state;
+    sevo_rng r;
+    sevo_rng_seed(&r, 99, 1);
+    char text[SYNTH_TEXT_MAX];
+    for (int i = 0; i < 500; i++) {
+        synth_scene s;
+        synth_scene_sample(&r, 0.8f, &s);
+        synth_format_perception(s.obj, s.n, text, sizeof text);
+        synth_object back[SYNTH_MAX_OBJECTS];
+        assert_int_equal(synth_parse_perception(text, back, SYNTH_MAX_OBJECTS), s.n);
+        assert_memory_equal(back, s.obj, sizeof(synth_object) * (size_t)s.n);
+        /* Wrong perceptions parse too. */
+        synth_wrong_perception(&s, &r, text, sizeof text);
+        synth_object w[SYNTH_MAX_OBJECTS + 1];
+        assert_true(synth_parse_perception(text, w, SYNTH_MAX_OBJECTS + 1) >= 1);
+    }
+    synth_object o[4];
+    assert_int_equal(synth_parse_perception("red circle at top left , blue square at center", o, 4),
+                     2);
+    assert_int_equal(o[0].shape, 0);
+    assert_int_equal(o[0].color, 0);
+    assert_int_equal(o[0].position, 0);
+    assert_int_equal(o[1].shape, 1);
+    assert_int_equal(o[1].color, 2);
+    assert_int_equal(o[1].position, 4);
+    /* Any order is accepted; the parser keeps the text's order. */
+    assert_int_equal(synth_parse_perception("purple cross at bottom right , red circle at top left",
+                                            o, 4),
+                     2);
+    assert_int_equal(o[0].position, 8);
+    assert_int_equal(synth_parse_perception("none", o, 4), 0);
+    assert_int_equal(synth_parse_perception("", o, 4), 0);
+    assert_int_equal(synth_parse_perception("  ", o, 4), 0);
+    static const char *const bad[] = {
+        "red circle at",
+        "red circle at middle center",
+        "red circle top left",
+        "red circle at top left ,",
+        "red circle at top left , ",
+        "red circle at top left blue square at center",
+        "red circle at center extra",
+        "Red circle at top left",
+        "red star at top left",
+        "none extra",
+        "red circle at top",
+        ", red circle at top left",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (synth_parse_perception(bad[i], o, 4) != -1) fail_msg("accepted \"%s\"", bad[i]);
+    /* More objects than max. */
+    assert_int_equal(synth_parse_perception("red circle at top left , blue square at center", o, 1),
+                     -1);
+}
+
+/* Rendering: without noise, each object's cell holds its colour, empty cells do not. */
+static void test_render(void **state) {
+    (void)state;
+    enum { S = 48 };
+    synth_scene s = {.n = 4,
+                     .obj = {{0, 0, 0}, {1, 2, 2}, {2, 3, 4}, {3, 4, 7}}}; /* shape, color, pos */
+    static unsigned char rgb[S * S * 3];
+    sevo_rng r;
+    sevo_rng_seed(&r, 5, 5);
+    synth_render(&s, S, 0.0f, &r, rgb);
+    const float cell = S / 3.0f;
+    for (int p = 0; p < 9; p++) {
+        int obj = -1;
+        for (int i = 0; i < s.n; i++)
+            if (s.obj[i].position == p) obj = i;
+        /* The pixel in the cell farthest from the (corner) background colour. */
+        /* Cell 1 (top center) is empty: its centre pixel is pure background. */
+        const unsigned char *bg = rgb + ((S / 6) * S + S / 2) * 3;
+        int best = -1, bestd = -1;
+        int x0 = (int)ceilf((float)(p % 3) * cell), y0 = (int)ceilf((float)(p / 3) * cell);
+        for (int y = y0; y < (int)((float)(p / 3 + 1) * cell); y++)
+            for (int x = x0; x < (int)((float)(p % 3 + 1) * cell); x++) {
+                const unsigned char *px = rgb + (y * S + x) * 3;
+                int d = 0;
+                for (int c = 0; c < 3; c++) d += abs(px[c] - bg[c]);
+                if (d > bestd) {
+                    bestd = d;
+                    best = (y * S + x) * 3;
+                }
+            }
+        if (obj < 0) {
+            assert_true(bestd == 0);
+            continue;
+        }
+        int nearest = -1, nd = 1 << 30;
+        for (int c = 0; c < SYNTH_NUM_COLORS; c++) {
+            int d = 0;
+            for (int k = 0; k < 3; k++) d += abs(rgb[best + k] - synth_color_rgb[c][k]);
+            if (d < nd) {
+                nd = d;
+                nearest = c;
+            }
+        }
+        assert_int_equal(nearest, s.obj[obj].color);
+        assert_true(nd < 60);
+    }
+}
+
+static void test_questions_unsupported(void **state) {
+    (void)state;
+    synth_scene one = {.n = 1, .obj = {{0, 0, 4}}};
+    synth_scene two_circles = {.n = 2, .obj = {{0, 0, 0}, {0, 1, 1}}};
+    sevo_rng r, r0;
+    sevo_rng_seed(&r, 1, 1);
+    r0 = r;
+    synth_question q;
+    assert_int_equal(synth_make_question(&one, SYNTH_Q_SPATIAL, &r, &q), -1);
+    assert_int_equal(synth_make_question(&two_circles, SYNTH_Q_COLOR, &r, &q), -1);
+    assert_memory_equal(&r, &r0, sizeof r); /* untouched: the fallback stays deterministic */
+    assert_int_equal(synth_make_question(&two_circles, SYNTH_Q_COUNT, &r, &q), 0);
+    assert_int_equal(synth_make_question(&one, SYNTH_Q_COLOR, &r, &q), 0);
+    assert_string_equal(q.question, "what color is the circle ?");
+    assert_string_equal(q.answer, "red");
+    assert_string_equal(q.steps[0], "find circle : at center");
+    assert_string_equal(q.steps[1], "color : red");
+    assert_string_equal(q.steps[4], "check : red");
+    synth_make_exist_question(&one, synth_type(2, 1), &q);
+    assert_string_equal(q.question, "is there a green triangle ?");
+    assert_string_equal(q.answer, "no");
+    assert_string_equal(q.steps[0], "find green triangle : none");
+    char p[SYNTH_TEXT_MAX];
+    synth_format_perception(two_circles.obj, 2, p, sizeof p);
+    assert_string_equal(p, "red circle at top left , green circle at top center");
+    synth_format_perception(NULL, 0, p, sizeof p);
+    assert_string_equal(p, "none");
+}
+
+static void test_bad_options(void **state) {
+    (void)state;
+    synth_options o;
+    synth_options_default(&o);
+    o.output_dir = "/tmp/sevo_synth_never_created";
+    sevo_error err = {{0}};
+    o.image_size = 4;
+    assert_int_equal(synth_generate(&o, &err), -1);
+    assert_non_null(strstr(err.msg, "image_size"));
+    o.image_size = 32;
+    o.cooccurrence = 1.5f;
+    assert_int_equal(synth_generate(&o, &err), -1);
+    assert_non_null(strstr(err.msg, "cooccurrence"));
+    assert_false(sevo_dir_exists("/tmp/sevo_synth_never_created"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_line_counts),
+        cmocka_unit_test(test_records),
+        cmocka_unit_test(test_images),
+        cmocka_unit_test(test_pope),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_cooccurrence),
+        cmocka_unit_test(test_partner),
+        cmocka_unit_test(test_parse_perception),
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_questions_unsupported),
+        cmocka_unit_test(test_bad_options),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

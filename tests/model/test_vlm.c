@@ -1,0 +1,287 @@
+/* test_vlm.c: the whole VLM against finite differences, the KV-cache generation path
+ * against the training forward, and the checkpoint round trip.
+ *
+ * The gradient check perturbs each parameter tensor along the unit direction d = g/|g|
+ * of its analytic gradient g and compares (L(θ+hd) - L(θ-hd)) / 2h with g·d = |g|,
+ * where L = Σ r_i log p_i over the target tokens with fixed random weights r. The two
+ * agree only if g has the right direction and length; a directional derivative over a
+ * whole tensor has a much larger signal than one element, so a float32 forward can be
+ * checked to about 1%. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/fsutil.h"
+#include "core/rng.h"
+#include "data/tokenizer.h"
+#include "kernels/kernels.h"
+#include "model/checkpoint.h"
+#include "model/prompt.h"
+#include "model/vlm.h"
+
+#define VOCAB 24
+
+static void small_config(vlm_config *c, int variant) {
+    vlm_config_tiny(c, VOCAB);
+    c->image_size = 8;
+    c->patch_size = 4; /* 4 patches */
+    c->vision.hidden_size = 8;
+    c->vision.num_layers = 1;
+    c->vision.num_heads = 2;
+    c->vision.num_kv_heads = 2;
+    c->vision.intermediate_size = 12;
+    c->text.hidden_size = 16;
+    c->text.num_layers = 2;
+    c->text.num_heads = 4;
+    c->text.num_kv_heads = 2;
+    c->text.intermediate_size = 24;
+    c->max_position_embeddings = 64;
+    c->bos_token_id = 2;
+    c->eos_token_id = 3;
+    c->pad_token_id = 0;
+    c->image_token_id = 4;
+    if (variant == 1) {
+        /* the other architecture choices: LayerNorm text tower with biases, plain GELU
+         * MLP, multi-head attention, untied LM head, exact-erf GELU vision */
+        c->text.norm = VLM_NORM_LAYER;
+        c->text.gated = 0;
+        c->text.act = VLM_ACT_GELU_TANH;
+        c->text.bias = 1;
+        c->text.num_kv_heads = 4;
+        c->tie_word_embeddings = 0;
+        c->vision.act = VLM_ACT_GELU;
+        c->vision.norm = VLM_NORM_RMS;
+        c->projector_act = VLM_ACT_GELU_TANH;
+    }
+}
+
+/* Larger-than-default random weights, so every gradient is well above float noise. */
+static void random_weights(vlm *m, uint64_t seed) {
+    sevo_rng rng;
+    sevo_rng_seed(&rng, seed, 3);
+    float *p = vlm_params(m);
+    for (int i = 0; i < vlm_num_tensors(m); i++) {
+        const vlm_tensor *t = vlm_tensor_at(m, i);
+        int is_norm_w = strstr(t->name, "norm") && strstr(t->name, ".weight");
+        for (size_t j = 0; j < t->numel; j++)
+            p[t->offset + j] = is_norm_w ? 1.0f + 0.2f * sevo_rng_normal(&rng) : 0.3f * sevo_rng_normal(&rng);
+    }
+}
+
+typedef struct fixture {
+    int ids[2 * 12], tg[2 * 12], image_of[2];
+    float images[3 * 8 * 8];
+    float r[2 * 12];
+    vlm_batch b;
+} fixture;
+
+static void make_batch(fixture *f, uint64_t seed) {
+    sevo_rng rng;
+    sevo_rng_seed(&rng, seed, 5);
+    int T = 12;
+    /* sequence 0: [bos] 4 image tokens, then text; sequence 1: text only, padded */
+    for (int t = 0; t < T; t++) {
+        f->ids[t] = t == 0 ? 2 : t <= 4 ? 4 : 5 + (int)sevo_rng_below(&rng, VOCAB - 5);
+        f->ids[T + t] = t == 0 ? 2 : t < 9 ? 5 + (int)sevo_rng_below(&rng, VOCAB - 5) : 0;
+    }
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < T; t++) {
+            int len = b == 0 ? T : 9;
+            f->tg[b * T + t] = (t >= 4 && t + 1 < len) ? f->ids[b * T + t + 1] : -1;
+        }
+    for (int i = 0; i < 3 * 64; i++) f->images[i] = sevo_rng_normal(&rng);
+    for (int i = 0; i < 2 * T; i++) f->r[i] = f->tg[i] >= 0 ? 0.5f + sevo_rng_uniform(&rng) : 0.0f;
+    f->image_of[0] = 0;
+    f->image_of[1] = -1;
+    f->b = (vlm_batch){.B = 2, .T = T, .ids = f->ids, .targets = f->tg, .images = f->images, .n_images = 1,
+                       .image_of = f->image_of};
+}
+
+static double loss_of(vlm *m, fixture *f) {
+    float logp[24];
+    sevo_error err;
+    assert_int_equal(vlm_forward(m, &f->b, logp, &err), 0);
+    double L = 0;
+    for (int i = 0; i < 24; i++) L += (double)f->r[i] * logp[i];
+    return L;
+}
+
+static void check_gradients(int variant) {
+    vlm_config c;
+    small_config(&c, variant);
+    vlm *m = NULL;
+    sevo_error err;
+    assert_int_equal(vlm_create(&m, &c, &err), 0);
+    random_weights(m, 11 + (uint64_t)variant);
+    fixture f;
+    make_batch(&f, 21);
+    loss_of(m, &f);
+    vlm_zero_grads(m);
+    vlm_backward(m, f.r);
+    float *p = vlm_params(m), *g = vlm_grads(m);
+    sevo_rng rng;
+    sevo_rng_seed(&rng, 99, 1);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < vlm_num_tensors(m); i++) {
+        const vlm_tensor *t = vlm_tensor_at(m, i);
+        float *d = malloc(t->numel * sizeof(float));
+        float *saved = malloc(t->numel * sizeof(float));
+        assert_non_null(d);
+        assert_non_null(saved);
+        memcpy(saved, p + t->offset, t->numel * sizeof(float));
+        /* direction: the analytic gradient itself, normalised. Then g.d = |g|, and the
+         * finite difference equals it only if the analytic gradient has both the right
+         * direction and the right length. */
+        double gn = 0;
+        for (size_t j = 0; j < t->numel; j++) gn += (double)g[t->offset + j] * g[t->offset + j];
+        gn = sqrt(gn);
+        double gd = 0;
+        for (size_t j = 0; j < t->numel; j++) {
+            d[j] = gn > 0 ? (float)(g[t->offset + j] / gn) : sevo_rng_normal(&rng);
+            gd += (double)g[t->offset + j] * d[j];
+        }
+        const char *hs = getenv("FD_H");
+        const float h = hs ? (float)atof(hs) : 1e-2f;
+        for (size_t j = 0; j < t->numel; j++) p[t->offset + j] = saved[j] + h * d[j];
+        double lp = loss_of(m, &f);
+        for (size_t j = 0; j < t->numel; j++) p[t->offset + j] = saved[j] - h * d[j];
+        double lm = loss_of(m, &f);
+        memcpy(p + t->offset, saved, t->numel * sizeof(float));
+        double fd = (lp - lm) / (2.0 * h);
+        /* floor: float32 noise of the difference quotient is ~1e-4 (k_proj.bias has an exactly
+         * zero gradient: softmax is invariant to a per-query constant) */
+        double rel = fabs(fd - gd) / fmax(1e-2, fabs(fd) + fabs(gd));
+        if (rel > worst) {
+            worst = rel;
+            worst_name = t->name;
+        }
+        if (getenv("FD_VERBOSE")) printf("%-70s %.3e %.3e %.2e\n", t->name, gd, fd, rel);
+        if (rel > 1e-2)
+            fail_msg("variant %d tensor %s: analytic %.6g vs finite difference %.6g (rel %.3g)", variant,
+                     t->name, gd, fd, rel);
+        free(d);
+        free(saved);
+    }
+    printf("variant %d: %d tensors, worst relative error %.2e (%s)\n", variant, vlm_num_tensors(m), worst,
+           worst_name);
+    vlm_free(m);
+}
+
+static void test_gradients_llama_style(void **state) {
+    (void)state;
+    check_gradients(0);
+}
+
+static void test_gradients_other_choices(void **state) {
+    (void)state;
+    check_gradients(1);
+}
+
+/* Greedy decoding with the KV cache must produce exactly the tokens that recomputing
+ * the whole sequence with the training forward produces. */
+static void test_kv_cache_matches_full_forward(void **state) {
+    (void)state;
+    vlm_config c;
+    small_config(&c, 0);
+    vlm *m = NULL;
+    sevo_error err;
+    assert_int_equal(vlm_create(&m, &c, &err), 0);
+    random_weights(m, 5);
+    fixture f;
+    make_batch(&f, 3);
+    int seq[40];
+    int n = 8; /* bos, 4 image tokens, 3 prompt tokens */
+    memcpy(seq, f.ids, (size_t)n * sizeof(int));
+    vlm_session *s = NULL;
+    assert_int_equal(vlm_session_create(&s, m, 40, &err), 0);
+    vlm_session_set_image(s, f.images);
+    assert_int_equal(vlm_session_feed(s, seq, n, &err), 0);
+    const vlm_tensor *wte = vlm_find_tensor(m, "language_model.model.embed_tokens.weight");
+    assert_non_null(wte);
+    int targets[40], image_of = 0;
+    float logp[40], logits[VOCAB];
+    for (int step = 0; step < 20; step++) {
+        /* cached */
+        const float *lc = vlm_session_logits(s);
+        int next_cached = 0;
+        for (int v = 1; v < VOCAB; v++)
+            if (lc[v] > lc[next_cached]) next_cached = v;
+        /* recomputed from scratch */
+        for (int t = 0; t < n; t++) targets[t] = -1;
+        vlm_batch b = {.B = 1, .T = n, .ids = seq, .targets = targets, .images = f.images, .n_images = 1,
+                       .image_of = &image_of};
+        assert_int_equal(vlm_forward(m, &b, logp, &err), 0);
+        const float *hid = vlm_last_hidden(m) + (size_t)(n - 1) * c.text.hidden_size;
+        for (int k = 0; k < c.text.hidden_size; k++)
+            assert_true(fabsf(hid[k] - vlm_session_hidden(s)[k]) < 1e-4f * (1.0f + fabsf(hid[k])));
+        linear_forward(logits, hid, vlm_params(m) + wte->offset, NULL, 1, c.text.hidden_size, VOCAB);
+        int next_full = 0;
+        for (int v = 1; v < VOCAB; v++)
+            if (logits[v] > logits[next_full]) next_full = v;
+        assert_int_equal(next_cached, next_full);
+        seq[n++] = next_cached;
+        assert_int_equal(vlm_session_feed(s, &next_cached, 1, &err), 0);
+    }
+    /* truncating and re-feeding gives the same state */
+    float before[VOCAB];
+    memcpy(before, vlm_session_logits(s), sizeof before);
+    vlm_session_truncate(s, n - 3);
+    assert_int_equal(vlm_session_feed(s, seq + n - 3, 3, &err), 0);
+    for (int v = 0; v < VOCAB; v++) assert_true(fabsf(before[v] - vlm_session_logits(s)[v]) < 1e-4f);
+    vlm_session_free(s);
+    vlm_free(m);
+}
+
+static void test_checkpoint_round_trip(void **state) {
+    (void)state;
+    vlm_config c;
+    small_config(&c, 1);
+    vlm *m = NULL;
+    sevo_error err;
+    assert_int_equal(vlm_create(&m, &c, &err), 0);
+    random_weights(m, 8);
+    const char *texts[] = {"a b c d e f g h i j k l m n"};
+    sevo_tokenizer *tok = NULL;
+    assert_int_equal(tokenizer_build_wordlevel(&tok, texts, 1, PROMPT_SPECIAL_TOKENS, PROMPT_NUM_SPECIAL_TOKENS, &err), 0);
+    assert_true(tokenizer_vocab_size(tok) <= VOCAB);
+    char dir[] = "/tmp/sevo-ckpt-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s/model", dir);
+    assert_int_equal(checkpoint_save_model(sub, m, tok, &err), 0);
+    vlm *m2 = NULL;
+    sevo_tokenizer *tok2 = NULL;
+    if (checkpoint_load_model(sub, &m2, &tok2, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(vlm_num_params(m2), vlm_num_params(m));
+    assert_memory_equal(vlm_params(m2), vlm_params(m), vlm_num_params(m) * sizeof(float));
+    assert_int_equal(vlm_get_config(m2)->tie_word_embeddings, 0);
+    assert_int_equal(vlm_get_config(m2)->text.norm, VLM_NORM_LAYER);
+    assert_int_equal(tokenizer_vocab_size(tok2), tokenizer_vocab_size(tok));
+    vlm_free(m2);
+    tokenizer_free(tok2);
+    /* not a checkpoint: a clear error naming what is missing */
+    assert_int_equal(checkpoint_load_model(dir, &m2, &tok2, &err), -1);
+    assert_null(m2);
+    assert_non_null(strstr(err.msg, "config.json"));
+    sevo_remove_tree(dir);
+    vlm_free(m);
+    tokenizer_free(tok);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradients_llama_style),
+        cmocka_unit_test(test_gradients_other_choices),
+        cmocka_unit_test(test_kv_cache_matches_full_forward),
+        cmocka_unit_test(test_checkpoint_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
