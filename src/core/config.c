@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/jsonutil.h"
+#include "core/strbuf.h"
 
 typedef enum { T_INT, T_I64, T_FLOAT, T_BOOL, T_STRING, T_ANY } key_type;
 
@@ -304,15 +306,6 @@ static int number_value(const key_def *k, double x, value *v, char *why, size_t 
     return 0;
 }
 
-static const char *json_kind(const cJSON *j) {
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    if (cJSON_IsArray(j)) return "an array";
-    return "an object";
-}
-
 static int value_from_json(const key_def *k, const cJSON *j, value *v, char *why, size_t n) {
     switch (k->type) {
     case T_INT:
@@ -551,52 +544,6 @@ int config_load(sevo_config *c, const char *path, sevo_error *err) {
 
 /* ---- printing ---- */
 
-/* A growing string; on out of memory it stops growing and remembers the failure. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_json_string(sbuf *b, const char *s) {
-    sb_puts(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        char esc[8];
-        if (*c == '"' || *c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*c;
-            sb_put(b, esc, 2);
-        } else if (*c < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", *c);
-            sb_puts(b, esc);
-        } else {
-            sb_put(b, (const char *)c, 1);
-        }
-    }
-    sb_puts(b, "\"");
-}
-
 /* The shortest %g form that reads back as the same float (at most %.9g, which always
  * does), written with a decimal point so that it reads as a number with a fraction. */
 static void format_float(char *buf, size_t n, float x) {
@@ -608,10 +555,10 @@ static void format_float(char *buf, size_t n, float x) {
 }
 
 char *config_to_json(const sevo_config *c) {
-    sbuf b = {0};
+    strbuf b = {0};
     char section[64] = ""; /* the open section, "" at top level */
     int first = 1;
-    sb_puts(&b, "{");
+    strbuf_puts(&b, "{");
     for (int i = 0; i < N_KEYS; i++) {
         const key_def *k = &KEYS[i];
         /* Keys sevo does not honour are not part of the effective configuration; printing
@@ -621,49 +568,49 @@ char *config_to_json(const sevo_config *c) {
         size_t slen = dot ? (size_t)(dot - k->name) : 0;
         const char *leaf = dot ? dot + 1 : k->name;
         if (strlen(section) != slen || strncmp(section, k->name, slen) != 0) {
-            if (section[0]) sb_puts(&b, "\n  }");
+            if (section[0]) strbuf_puts(&b, "\n  }");
             snprintf(section, sizeof section, "%.*s", (int)slen, k->name);
             if (slen) {
-                sb_puts(&b, first ? "\n  " : ",\n  ");
-                sb_json_string(&b, section);
-                sb_puts(&b, ": {");
+                strbuf_puts(&b, first ? "\n  " : ",\n  ");
+                strbuf_json_string(&b, section);
+                strbuf_puts(&b, ": {");
                 first = 1;
             }
         }
-        sb_puts(&b, first ? "\n" : ",\n");
-        sb_puts(&b, slen ? "    " : "  ");
+        strbuf_puts(&b, first ? "\n" : ",\n");
+        strbuf_puts(&b, slen ? "    " : "  ");
         first = 0;
-        sb_json_string(&b, leaf);
-        sb_puts(&b, ": ");
+        strbuf_json_string(&b, leaf);
+        strbuf_puts(&b, ": ");
         value v = load_value(k, c);
         char num[64];
         switch (k->type) {
         case T_INT:
             snprintf(num, sizeof num, "%d", (int)v.num);
-            sb_puts(&b, num);
+            strbuf_puts(&b, num);
             break;
         case T_I64:
             snprintf(num, sizeof num, "%lld", (long long)v.i64);
-            sb_puts(&b, num);
+            strbuf_puts(&b, num);
             break;
         case T_FLOAT:
             format_float(num, sizeof num, (float)v.num);
-            sb_puts(&b, num);
+            strbuf_puts(&b, num);
             break;
         case T_BOOL:
-            sb_puts(&b, v.b ? "true" : "false");
+            strbuf_puts(&b, v.b ? "true" : "false");
             break;
         case T_STRING:
-            sb_json_string(&b, v.s);
+            strbuf_json_string(&b, v.s);
             break;
         case T_ANY:
             break;
         }
     }
-    if (section[0]) sb_puts(&b, "\n  }");
-    sb_puts(&b, "\n}\n");
+    if (section[0]) strbuf_puts(&b, "\n  }");
+    strbuf_puts(&b, "\n}\n");
     if (b.oom) {
-        free(b.p);
+        strbuf_free(&b);
         return NULL;
     }
     return b.p;

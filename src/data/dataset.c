@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/jsonutil.h"
+#include "core/strbuf.h"
 
 /* parse_line's failures: a bad line may be skipped; running out of memory may not.
  * BAD_LINE is what sevo_fail returns, so "return sevo_fail(...)" reports a bad line. */
@@ -42,23 +44,8 @@ void dataset_free(sevo_dataset *ds) {
     ds->n = 0;
 }
 
-static char *dup_n(const char *s, size_t n, sevo_error *err) {
-    char *p = sevo_malloc(n + 1, "dataset string", err);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-static char *dup_str(const char *s, sevo_error *err) { return s ? dup_n(s, strlen(s), err) : NULL; }
-
-static const char *json_kind(const cJSON *j) {
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    if (cJSON_IsArray(j)) return "an array";
-    return "an object";
+static char *dup_str(const char *s, sevo_error *err) {
+    return sevo_strdup(s, "dataset string", err);
 }
 
 static int is_space(char c) {

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/jsonutil.h"
 
 /* The dispatch point for the model: WordLevel today, byte-level BPE next. */
 typedef enum { TOK_MODEL_WORDLEVEL, TOK_MODEL_BPE } tok_model_type;
@@ -406,16 +407,6 @@ fail:
 }
 
 /* ---- loading ---- */
-
-static const char *json_kind(const cJSON *j) {
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsObject(j)) return "an object";
-    return "an invalid value";
-}
 
 /* Reads a JSON integer in [0, INT_MAX]; -1 if it is not one. */
 static int json_index(const cJSON *j) {

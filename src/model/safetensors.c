@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/fsutil.h"
+#include "core/strbuf.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c copies little-endian data as is: a big-endian host needs byte swapping"
@@ -78,13 +78,6 @@ void safetensors_close(sevo_safetensors *st) {
         free(st->meta[i]);
     free(st->meta);
     free(st);
-}
-
-static char *dup_string(const char *s, sevo_error *err) {
-    size_t n = strlen(s) + 1;
-    char *p = sevo_malloc(n, "string", err);
-    if (p) memcpy(p, s, n);
-    return p;
 }
 
 /* A non-negative JSON integer that a double holds exactly; -1 if it is not one. */
@@ -178,8 +171,8 @@ static int parse_metadata(sevo_safetensors *st, const cJSON *j, sevo_error *err)
     cJSON_ArrayForEach(kv, j) {
         if (!cJSON_IsString(kv))
             return sevo_fail(err, "%s: __metadata__.%s: expected a string", st->path, kv->string);
-        char *k = dup_string(kv->string, err);
-        char *v = k ? dup_string(kv->valuestring, err) : NULL;
+        char *k = sevo_strdup(kv->string, "string", err);
+        char *v = k ? sevo_strdup(kv->valuestring, "string", err) : NULL;
         if (!v) {
             free(k);
             return -1;
@@ -276,7 +269,7 @@ static int parse_header(sevo_safetensors *st, const char *text, size_t len, sevo
             continue;
         }
         tensor *t = &st->t[st->n];
-        t->name = dup_string(j->string, err);
+        t->name = sevo_strdup(j->string, "string", err);
         if (!t->name) goto done;
         st->n++;
         if (parse_tensor(st, t, j, err) != 0) goto done;
@@ -460,59 +453,6 @@ int safetensors_read_f32(const sevo_safetensors *st, const char *name, float *ds
 
 /* ---- writing ---- */
 
-/* A growing string; on out of memory it stops growing and remembers the failure. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-static void sb_json_string(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            char esc[2] = {'\\', (char)*c};
-            sb_put(b, esc, 2);
-        } else if (*c < 0x20) {
-            sb_printf(b, "\\u%04x", *c);
-        } else {
-            sb_put(b, (const char *)c, 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
 static int check_entries(const char *path, const safetensors_entry *e, int n, const char *const *kv,
                          int n_meta, sevo_error *err) {
     for (int i = 0; i < n; i++) {
@@ -554,35 +494,35 @@ int safetensors_write_f32(const char *path, const safetensors_entry *entries, in
                           const char *const *metadata_kv, int n_metadata, sevo_error *err) {
     if (check_entries(path, entries, n, metadata_kv, n_metadata, err) != 0) return -1;
     /* The header, in the library's layout: metadata first, compact JSON. */
-    sbuf h = {0};
-    sb_puts(&h, "{");
+    strbuf h = {0};
+    strbuf_puts(&h, "{");
     if (n_metadata > 0) {
-        sb_puts(&h, "\"__metadata__\":{");
+        strbuf_puts(&h, "\"__metadata__\":{");
         for (int i = 0; i < n_metadata; i++) {
-            if (i) sb_puts(&h, ",");
-            sb_json_string(&h, metadata_kv[2 * i]);
-            sb_puts(&h, ":");
-            sb_json_string(&h, metadata_kv[2 * i + 1]);
+            if (i) strbuf_puts(&h, ",");
+            strbuf_json_string(&h, metadata_kv[2 * i]);
+            strbuf_puts(&h, ":");
+            strbuf_json_string(&h, metadata_kv[2 * i + 1]);
         }
-        sb_puts(&h, "}");
+        strbuf_puts(&h, "}");
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const safetensors_entry *e = &entries[i];
-        if (i || n_metadata > 0) sb_puts(&h, ",");
-        sb_json_string(&h, e->name);
-        sb_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        if (i || n_metadata > 0) strbuf_puts(&h, ",");
+        strbuf_json_string(&h, e->name);
+        strbuf_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < e->ndim; d++)
-            sb_printf(&h, "%s%lld", d ? "," : "", (long long)e->shape[d]);
+            strbuf_printf(&h, "%s%lld", d ? "," : "", (long long)e->shape[d]);
         uint64_t bytes = entry_bytes(e);
-        sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+        strbuf_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
                   (unsigned long long)(off + bytes));
         off += bytes;
     }
-    sb_puts(&h, "}");
+    strbuf_puts(&h, "}");
     /* Pad with spaces so the data section starts 8-byte aligned. */
     while (!h.oom && h.len % 8 != 0)
-        sb_puts(&h, " ");
+        strbuf_puts(&h, " ");
     if (h.oom) {
         free(h.p);
         return sevo_fail(err, "%s: out of memory while building the header", path);

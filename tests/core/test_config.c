@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/fsutil.h"
+#include "../test_util.h"
 
 /* The reference's configs/default_config.json, verbatim. */
 static const char REFERENCE_JSON[] =
@@ -49,10 +50,8 @@ typedef struct fixture {
 } fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    fixture *f = test_fixture_new(fixture, "sevo_cfg");
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/sevo_cfg_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
     snprintf(f->path, sizeof f->path, "%s/cfg.json", f->dir);
     *state = f;
     return 0;
@@ -60,34 +59,16 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     fixture *f = *state;
-    sevo_remove_tree(f->dir);
-    free(f);
+    test_fixture_free(f, f->dir);
     return 0;
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
 }
 
 /* config_load with stderr captured into f->captured. */
 static int load_capturing(fixture *f, sevo_config *c, const char *path, sevo_error *err) {
-    char tmp[] = "/tmp/sevo_cfg_err_XXXXXX";
-    int fd = mkstemp(tmp);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
+    stderr_capture cap;
+    capture_stderr_begin(&cap);
     int rc = config_load(c, path, err);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    ssize_t n = pread(fd, f->captured, sizeof f->captured - 1, 0);
-    f->captured[n > 0 ? n : 0] = '\0';
-    close(fd);
-    unlink(tmp);
+    capture_stderr_end(&cap, f->captured, sizeof f->captured);
     return rc;
 }
 

@@ -15,6 +15,7 @@
 
 #include "core/fsutil.h"
 #include "data/dataset.h"
+#include "../test_util.h"
 
 typedef struct fixture {
     char dir[64];
@@ -22,10 +23,8 @@ typedef struct fixture {
 } fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    fixture *f = test_fixture_new(fixture, "sevo_ds");
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/sevo_ds_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
     char sub[96];
     snprintf(sub, sizeof sub, "%s/sub", f->dir);
     if (sevo_mkdirs(sub, NULL) != 0) return -1;
@@ -36,35 +35,17 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     fixture *f = *state;
-    sevo_remove_tree(f->dir);
-    free(f);
+    test_fixture_free(f, f->dir);
     return 0;
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
 }
 
 /* Runs dataset_load_jsonl with stderr redirected into a buffer. */
 static int load_capturing(sevo_dataset *ds, const char *path, int skip, sevo_error *err,
                           char *captured, size_t cap) {
-    char tmp[] = "/tmp/sevo_ds_err_XXXXXX";
-    int fd = mkstemp(tmp);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
+    stderr_capture c;
+    capture_stderr_begin(&c);
     int rc = dataset_load_jsonl(ds, path, skip, err);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    ssize_t n = pread(fd, captured, cap - 1, 0);
-    captured[n > 0 ? n : 0] = '\0';
-    close(fd);
-    unlink(tmp);
+    capture_stderr_end(&c, captured, cap);
     return rc;
 }
 

@@ -18,6 +18,7 @@
 
 #include "core/fsutil.h"
 #include "data/image.h"
+#include "../test_util.h"
 
 static const float MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 static const float STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
@@ -27,18 +28,15 @@ typedef struct fixture {
 } fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    fixture *f = test_fixture_new(fixture, "sevo_img");
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/sevo_img_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
     fixture *f = *state;
-    sevo_remove_tree(f->dir);
-    free(f);
+    test_fixture_free(f, f->dir);
     return 0;
 }
 
@@ -160,10 +158,7 @@ static void test_errors(void **state) {
     assert_true(strncmp(err.msg, want, strlen(want)) == 0);
 
     snprintf(path, sizeof path, "%s/text.png", f->dir);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs("this is not an image\n", fp);
-    fclose(fp);
+    write_text(path, "this is not an image\n");
     assert_int_equal(image_load(path, 4, MEAN, STD, out, &err), -1);
     snprintf(want, sizeof want, "%s: cannot decode image: ", path);
     assert_true(strncmp(err.msg, want, strlen(want)) == 0);

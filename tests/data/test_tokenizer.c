@@ -14,6 +14,7 @@
 
 #include "core/fsutil.h"
 #include "data/tokenizer.h"
+#include "../test_util.h"
 
 static const char *const SPECIALS[] = {"<pad>", "<unk>", "<bos>", "<eos>", "<perceive>", "<image>"};
 #define N_SPECIALS 6
@@ -31,10 +32,8 @@ typedef struct fixture {
 } fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    fixture *f = test_fixture_new(fixture, "sevo_tok");
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/sevo_tok_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
     sevo_error err = {{0}};
     if (tokenizer_build_wordlevel(&f->tok, TEXTS, 4, SPECIALS, N_SPECIALS, &err) != 0) {
         fprintf(stderr, "%s\n", err.msg);
@@ -47,16 +46,8 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture *f = *state;
     tokenizer_free(f->tok);
-    sevo_remove_tree(f->dir);
-    free(f);
+    test_fixture_free(f, f->dir);
     return 0;
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
 }
 
 /* Encodes text and compares with the expected token strings. */

@@ -15,6 +15,7 @@
 
 #include "core/fsutil.h"
 #include "model/safetensors.h"
+#include "../test_util.h"
 
 typedef struct fixture {
     char dir[64];
@@ -22,10 +23,8 @@ typedef struct fixture {
 } fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    fixture *f = test_fixture_new(fixture, "sevo_st");
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/sevo_st_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
     snprintf(f->path, sizeof f->path, "%s/model.safetensors", f->dir);
     *state = f;
     return 0;
@@ -33,8 +32,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     fixture *f = *state;
-    sevo_remove_tree(f->dir);
-    free(f);
+    test_fixture_free(f, f->dir);
     return 0;
 }
 
