@@ -70,32 +70,36 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
     }
 }
 
+/* The input gradient shared by both norms. With xhat = (x - mean) * rstd and
+ * g = dout * w: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)). RMSNorm does not
+ * centre: mean is NULL, taken as 0, and the mean(g) term drops out. */
+static void norm_input_grad(float *dinp, const float *dout, const float *inp, const float *w,
+                            const float *mean, const float *rstd, int N, int C) {
+#pragma omp parallel for schedule(static) if ((long)N * C >= NORM_PARALLEL_MIN)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        const float *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        const float mu = mean ? mean[n] : 0.0f, rs = rstd[n];
+        double sum_g = 0.0, sum_gx = 0.0;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+        for (int c = 0; c < C; c++) {
+            const float g = dy[c] * w[c];
+            sum_g += g;
+            sum_gx += (double)g * ((x[c] - mu) * rs);
+        }
+        const float mean_g = mean ? (float)(sum_g / C) : 0.0f, mean_gx = (float)(sum_gx / C);
+        for (int c = 0; c < C; c++) {
+            const float xhat = (x[c] - mu) * rs;
+            dx[c] += rs * (dy[c] * w[c] - mean_g - xhat * mean_gx);
+        }
+    }
+}
+
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                         const float *inp, const float *w, const float *mean,
                         const float *rstd, int N, int C) {
-    if (dinp) {
-        /* With xhat = (x - mean) * rstd and g = dout * w, the gradient through the
-         * normalisation is rstd * (g - mean(g) - xhat * mean(g * xhat)). */
-#pragma omp parallel for schedule(static) if ((long)N * C >= NORM_PARALLEL_MIN)
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C;
-            const float *dy = dout + (size_t)n * C;
-            float *dx = dinp + (size_t)n * C;
-            const float mu = mean[n], rs = rstd[n];
-            double sum_g = 0.0, sum_gx = 0.0;
-#pragma omp simd reduction(+ : sum_g, sum_gx)
-            for (int c = 0; c < C; c++) {
-                const float g = dy[c] * w[c];
-                sum_g += g;
-                sum_gx += (double)g * ((x[c] - mu) * rs);
-            }
-            const float mean_g = (float)(sum_g / C), mean_gx = (float)(sum_gx / C);
-            for (int c = 0; c < C; c++) {
-                const float xhat = (x[c] - mu) * rs;
-                dx[c] += rs * (dy[c] * w[c] - mean_g - xhat * mean_gx);
-            }
-        }
-    }
+    if (dinp) norm_input_grad(dinp, dout, inp, w, mean, rstd, N, C);
     if (dw || db) norm_param_grads(dw, db, dout, inp, mean, rstd, N, C);
 }
 
@@ -116,21 +120,6 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,
 
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int N, int C) {
-    if (dinp) {
-        /* With xhat = x * rstd and g = dout * w: dx = rstd * (g - xhat * mean(g * xhat)).
-         * (No mean term: RMSNorm does not centre.) */
-#pragma omp parallel for schedule(static) if ((long)N * C >= NORM_PARALLEL_MIN)
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C;
-            const float *dy = dout + (size_t)n * C;
-            float *dx = dinp + (size_t)n * C;
-            const float rs = rstd[n];
-            double sum_gx = 0.0;
-#pragma omp simd reduction(+ : sum_gx)
-            for (int c = 0; c < C; c++) sum_gx += (double)(dy[c] * w[c]) * (x[c] * rs);
-            const float mean_gx = (float)(sum_gx / C);
-            for (int c = 0; c < C; c++) dx[c] += rs * (dy[c] * w[c] - x[c] * rs * mean_gx);
-        }
-    }
+    if (dinp) norm_input_grad(dinp, dout, inp, w, NULL, rstd, N, C);
     if (dw) norm_param_grads(dw, NULL, dout, inp, NULL, rstd, N, C);
 }
