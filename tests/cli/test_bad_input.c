@@ -1,0 +1,187 @@
+/* test_bad_input.c: the `sevo` binary on bad input. Each case must exit non-zero with a
+ * one-line error that names the file (and line or field), and leave no output behind. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "../test_util.h"
+#include "core/fsutil.h"
+#include "data/synth.h"
+
+typedef struct fixture {
+    char dir[64];
+} fixture;
+
+static const char *sevo_bin(void) {
+    const char *b = getenv("SEVO_BIN");
+    return b ? b : "./sevo";
+}
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/sevo-bad-XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    synth_options o;
+    synth_options_default(&o);
+    char data[128];
+    snprintf(data, sizeof data, "%s/world", f->dir);
+    o.output_dir = data;
+    o.num_train = 4;
+    o.num_test = 4;
+    sevo_error err;
+    if (synth_generate(&o, &err)) return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    sevo_remove_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs `sevo ARGS` in dir; returns the exit status and the captured stderr. */
+static int run_sevo(const char *dir, const char *args, char *errbuf, size_t n) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && SEVO_KEEP_BLAS_CORETYPE=1 %s %s 2>stderr.txt >/dev/null", dir, sevo_bin(), args);
+    int st = system(cmd);
+    char path[256], *txt = NULL;
+    snprintf(path, sizeof path, "%s/stderr.txt", dir);
+    sevo_error err;
+    errbuf[0] = '\0';
+    if (sevo_read_file(path, &txt, NULL, &err) == 0) {
+        snprintf(errbuf, n, "%s", txt);
+        free(txt);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_train(const fixture *f, const char *extra_line) {
+    char src[256], dst[256], *txt = NULL;
+    sevo_error err;
+    snprintf(src, sizeof src, "%s/world/train.jsonl", f->dir);
+    assert_int_equal(sevo_read_file(src, &txt, NULL, &err), 0);
+    char *buf = malloc(strlen(txt) + strlen(extra_line) + 2);
+    assert_non_null(buf);
+    sprintf(buf, "%s%s\n", txt, extra_line);
+    snprintf(dst, sizeof dst, "%s/bad/train.jsonl", f->dir);
+    write_text(dst, buf);
+    free(buf);
+    free(txt);
+}
+
+static void expect_failure(const fixture *f, const char *args, const char *must_contain) {
+    char err[4096];
+    int rc = run_sevo(f->dir, args, err, sizeof err);
+    if (rc == 0) fail_msg("sevo %s: expected failure, exit 0", args);
+    if (!strstr(err, must_contain)) fail_msg("sevo %s: stderr lacks '%s':\n%s", args, must_contain, err);
+    char out[256];
+    snprintf(out, sizeof out, "%s/out", f->dir);
+    if (sevo_dir_exists(out)) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/model.safetensors", out);
+        assert_false(sevo_file_exists(p));
+        snprintf(p, sizeof p, "%s/predictions.jsonl", out);
+        assert_false(sevo_file_exists(p));
+    }
+}
+
+static void prepare_bad_dir(const fixture *f) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/bad && ln -sfn %s/world/images %s/bad/images", f->dir, f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_missing_image(void **state) {
+    fixture *f = *state;
+    prepare_bad_dir(f);
+    write_train(f, "{\"image\": \"images/nope.png\", \"question\": \"q ?\", \"answer\": \"yes\"}");
+    expect_failure(f, "sft --data_dir bad --output_dir out --max_steps 1", "train.jsonl:5: field 'image'");
+}
+
+static void test_undecodable_image(void **state) {
+    fixture *f = *state;
+    prepare_bad_dir(f);
+    char p[256];
+    snprintf(p, sizeof p, "%s/bad/fake.png", f->dir);
+    write_text(p, "not a png");
+    write_train(f, "{\"image\": \"fake.png\", \"question\": \"q ?\", \"answer\": \"yes\"}");
+    expect_failure(f, "sft --data_dir bad --output_dir out --max_steps 1", "cannot decode image");
+}
+
+static void test_malformed_line(void **state) {
+    fixture *f = *state;
+    prepare_bad_dir(f);
+    write_train(f, "{\"image\": \"images/train_000001.png\", \"question\": \"q ?\"");
+    expect_failure(f, "sft --data_dir bad --output_dir out --max_steps 1", "train.jsonl:5: invalid JSON");
+}
+
+static void test_missing_field(void **state) {
+    fixture *f = *state;
+    prepare_bad_dir(f);
+    write_train(f, "{\"image\": \"images/train_000001.png\", \"question\": \"q ?\"}");
+    expect_failure(f, "sft --data_dir bad --output_dir out --max_steps 1", "train.jsonl:5: field 'answer': missing");
+}
+
+static void test_model_dir_without_config(void **state) {
+    fixture *f = *state;
+    expect_failure(f, "inference --model_path world --data_dir world --output_dir out", "no config.json");
+}
+
+static void test_truncated_safetensors(void **state) {
+    fixture *f = *state;
+    char dir[256], p[512];
+    snprintf(dir, sizeof dir, "%s/model", f->dir);
+    sevo_error err;
+    assert_int_equal(sevo_mkdirs(dir, &err), 0);
+    /* a header that promises more bytes than the file holds */
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    write_text(p, "\x40\x00\x00\x00\x00\x00\x00\x00{\"a\":");
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    write_text(p, "{\"vision_config\": {\"hidden_size\": 8, \"intermediate_size\": 8, \"num_hidden_layers\": 1, "
+                  "\"num_attention_heads\": 2, \"image_size\": 8, \"patch_size\": 4}, \"text_config\": "
+                  "{\"hidden_size\": 8, \"intermediate_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
+                  "\"vocab_size\": 16, \"bos_token_id\": 2, \"eos_token_id\": 3, \"pad_token_id\": 0}, "
+                  "\"image_token_index\": 4}");
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    write_text(p, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[],\"normalizer\":null,"
+                  "\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"post_processor\":null,\"decoder\":null,"
+                  "\"model\":{\"type\":\"WordLevel\",\"vocab\":{\"<unk>\":0},\"unk_token\":\"<unk>\"}}");
+    expect_failure(f, "inference --model_path model --data_dir world --output_dir out", "model.safetensors");
+}
+
+static void test_config_wrong_type(void **state) {
+    fixture *f = *state;
+    char p[256];
+    snprintf(p, sizeof p, "%s/c.json", f->dir);
+    write_text(p, "{\"sft\": {\"learning_rate\": \"fast\"}}");
+    expect_failure(f, "sft --config c.json --data_dir world --output_dir out", "c.json: sft.learning_rate: expected a number");
+}
+
+static void test_unknown_flag_and_bad_value(void **state) {
+    fixture *f = *state;
+    expect_failure(f, "sft --no_such_flag 1", "unknown flag");
+    expect_failure(f, "inference --model_path x --data_dir world --max_samples many", "--max_samples");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_missing_image),
+        cmocka_unit_test(test_undecodable_image),
+        cmocka_unit_test(test_malformed_line),
+        cmocka_unit_test(test_missing_field),
+        cmocka_unit_test(test_model_dir_without_config),
+        cmocka_unit_test(test_truncated_safetensors),
+        cmocka_unit_test(test_config_wrong_type),
+        cmocka_unit_test(test_unknown_flag_and_bad_value),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
