@@ -71,7 +71,7 @@ int cmd_bench(int argc, char **argv) {
     }
     vlm_init_weights(m, 1);
     size_t N = (size_t)B * T, img_floats = (size_t)3 * c.image_size * c.image_size;
-    int *ids = malloc(N * sizeof(int)), *tg = malloc(N * sizeof(int)), *image_of = malloc((size_t)B * sizeof(int));
+    int *ids = malloc(N * sizeof(int)), *tg = malloc(N * sizeof(int)), *image_of = malloc(N * sizeof(int));
     float *images = malloc((size_t)B * img_floats * sizeof(float));
     float *logp = malloc(N * sizeof(float)), *dlogp = malloc(N * sizeof(float));
     adamw opt;
@@ -82,10 +82,10 @@ int cmd_bench(int argc, char **argv) {
     sevo_rng rng;
     sevo_rng_seed(&rng, 7, 1);
     for (int b = 0; b < B; b++) {
-        image_of[b] = b;
         for (int t = 0; t < T; t++) {
             int id = t == 0 ? c.bos_token_id : t <= P ? c.image_token_id : 10 + (int)sevo_rng_below(&rng, vocab - 10);
             ids[b * T + t] = id;
+            image_of[b * T + t] = b;
         }
         for (int t = 0; t < T; t++) tg[b * T + t] = t + 1 < T && t >= P ? ids[b * T + t + 1] : -1;
     }

@@ -28,9 +28,18 @@
  *
  * The backward is parallel over (sequence, kv head) and loops over the query heads of
  * each kv group inside, so that the heads sharing a kv head never add into the same
- * dk/dv rows concurrently: the result is deterministic without atomics. */
+ * dk/dv rows concurrently: the result is deterministic without atomics.
+ *
+ * Sequence packing (seg_start): row i's keys are [s_i, i] instead of [0, i]. The
+ * row-wise loops simply start at s_i, with the key and value pointers offset so that a
+ * packed row does exactly the arithmetic of the same row of its segment run alone. In
+ * the key-wise part, key j receives from the rows r of the block with r >= j and
+ * s_r <= j; we take the contiguous range from the first such row to the last one. With
+ * packing (s nondecreasing) every row in that range sees j; with any other s a row in
+ * the range may not, and then its att entry is exactly 0, so it adds exactly nothing. */
 #include "kernels/kernels.h"
 
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 
@@ -109,7 +118,10 @@ static void attend_row(float *out_row, float *probs, const float *q_row, const f
 }
 
 void attention_forward(float *out, float *att, const float *q, const float *k,
-                       const float *v, int B, int T, int H, int KVH, int hd, int causal) {
+                       const float *v, int B, int T, int H, int KVH, int hd, int causal,
+                       const int *seg_start) {
+    assert(causal || !seg_start);
+    const int *seg = causal ? seg_start : NULL;
     const int C = H * hd, KC = KVH * hd, group = H / KVH;
     const float scale = 1.0f / sqrtf((float)hd);
     const long work = (long)B * H * T * T * hd;
@@ -122,10 +134,13 @@ void attention_forward(float *out, float *att, const float *q, const float *k,
             for (int i = 0; i < T; i++) {
                 const size_t row = (size_t)b * T + i;
                 float *probs = att + (((size_t)b * H + h) * T + i) * T;
-                const int n_keys = causal ? i + 1 : T;
-                attend_row(out + row * C + (size_t)h * hd, probs, q + row * C + (size_t)h * hd,
-                           kb, vb, (size_t)KC, n_keys, hd, scale);
-                for (int j = n_keys; j < T; j++) probs[j] = 0.0f;
+                const int j0 = seg ? seg[row] : 0, j1 = causal ? i + 1 : T;
+                assert(j0 >= 0 && j0 <= i);
+                for (int j = 0; j < j0; j++) probs[j] = 0.0f;
+                attend_row(out + row * C + (size_t)h * hd, probs + j0,
+                           q + row * C + (size_t)h * hd, kb + (size_t)j0 * KC,
+                           vb + (size_t)j0 * KC, (size_t)KC, j1 - j0, hd, scale);
+                for (int j = j1; j < T; j++) probs[j] = 0.0f;
             }
         }
     }
@@ -133,8 +148,11 @@ void attention_forward(float *out, float *att, const float *q, const float *k,
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                         const float *att, const float *q, const float *k, const float *v,
-                        int B, int T, int H, int KVH, int hd, int causal) {
+                        int B, int T, int H, int KVH, int hd, int causal,
+                        const int *seg_start) {
+    assert(causal || !seg_start);
     if (!dq && !dk && !dv) return;
+    const int *seg = causal ? seg_start : NULL;
     const int C = H * hd, KC = KVH * hd, group = H / KVH;
     const float scale = 1.0f / sqrtf((float)hd);
     const long work = (long)B * H * T * T * hd;
@@ -148,6 +166,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
             const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
             float *dkb = dk ? dk + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
             float *dvb = dv ? dv + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
+            const int *sb = seg ? seg + (size_t)b * T : NULL;
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                 const float *ab = att + ((size_t)b * H + h) * T * T;
                 const size_t q_base = (size_t)b * T * C + (size_t)h * hd;
@@ -160,19 +179,19 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                     for (int i = i0; i < i1; i++) {
                         const float *probs = ab + (size_t)i * T;
                         const float *dout_i = dout + q_base + (size_t)i * C;
-                        const int n_keys = causal ? i + 1 : T;
+                        const int js = sb ? sb[i] : 0, je = causal ? i + 1 : T;
                         float Di = 0.0f;
                         if (dq || dk) {
-                            for (int j0 = 0; j0 < n_keys; j0 += ATT_BLOCK) {
-                                const int nb = n_keys - j0 < ATT_BLOCK ? n_keys - j0 : ATT_BLOCK;
+                            for (int j0 = js; j0 < je; j0 += ATT_BLOCK) {
+                                const int nb = je - j0 < ATT_BLOCK ? je - j0 : ATT_BLOCK;
                                 dot_rows(dp, dout_i, vb + (size_t)j0 * KC, (size_t)KC, nb, hd, 1.0f);
                                 for (int t = 0; t < nb; t++) Di += probs[j0 + t] * dp[t];
                             }
                         }
                         D[i - i0] = Di;
                         if (!dq) continue;
-                        for (int j0 = 0; j0 < n_keys; j0 += ATT_BLOCK) {
-                            const int nb = n_keys - j0 < ATT_BLOCK ? n_keys - j0 : ATT_BLOCK;
+                        for (int j0 = js; j0 < je; j0 += ATT_BLOCK) {
+                            const int nb = je - j0 < ATT_BLOCK ? je - j0 : ATT_BLOCK;
                             dot_rows(dp, dout_i, vb + (size_t)j0 * KC, (size_t)KC, nb, hd, 1.0f);
                             for (int t = 0; t < nb; t++) ds[t] = scale * probs[j0 + t] * (dp[t] - Di);
                             axpy_rows(dq + q_base + (size_t)i * C, ds, kb + (size_t)j0 * KC,
@@ -181,12 +200,23 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                     }
 
                     if (!dk && !dv) continue;
-                    /* Key j receives from the rows of this block that can see it. */
+                    /* Key j receives from the rows of this block that can see it: rows
+                     * r0 .. r1-1 (see the top of the file for packed rows). Keys before
+                     * the smallest segment start of the block are seen by none. */
+                    int j_begin = 0;
+                    if (sb) {
+                        j_begin = i1;
+                        for (int i = i0; i < i1; i++) j_begin = sb[i] < j_begin ? sb[i] : j_begin;
+                    }
                     const int j_end = causal ? i1 : T;
-                    for (int j = 0; j < j_end; j++) {
+                    for (int j = j_begin; j < j_end; j++) {
                         const int r0 = causal && j > i0 ? j : i0;
-                        const int nr = i1 - r0;
-                        for (int i = r0; i < i1; i++) pcol[i - r0] = ab[(size_t)i * T + j];
+                        int r1 = i1;
+                        if (sb)
+                            while (r1 > r0 && sb[r1 - 1] > j) r1--;
+                        const int nr = r1 - r0;
+                        if (nr <= 0) continue;
+                        for (int i = r0; i < r1; i++) pcol[i - r0] = ab[(size_t)i * T + j];
                         const float *q_r0 = q + q_base + (size_t)r0 * C;
                         const float *dout_r0 = dout + q_base + (size_t)r0 * C;
                         if (dkb) {

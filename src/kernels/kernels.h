@@ -68,13 +68,26 @@ void rope_backward(float *dx, const float *cos_tab, const float *sin_tab, const 
 /* ---- scaled dot-product attention over B sequences of T rows each.
  * q [B,T,H*hd], k and v [B,T,KVH*hd] (grouped-query: head h uses kv head
  * h / (H/KVH)), out [B,T,H*hd], att [B,H,T,T] holds the softmax probabilities for
- * backward (entries above the diagonal are 0 when causal). Scale 1/sqrt(hd).
- * causal=1 masks j > i. ---- */
+ * backward (every entry is written; masked entries are exactly 0). Scale 1/sqrt(hd).
+ * causal=1 masks j > i.
+ *
+ * seg_start (sequence packing): NULL for one example per row of T. Otherwise an int
+ * array [B*T] and causal must be 1: row (b, i) attends only to keys j in
+ * [seg_start[b*T+i], i], so several independent examples can be concatenated in one
+ * row of T (seg_start[b*T+i] is then the first row of the example containing i).
+ * Requires 0 <= seg_start[b*T+i] <= i. The masked keys are skipped, not computed and
+ * zeroed, so a packed row costs what its segments cost. The backward is fastest when
+ * seg_start is nondecreasing along each row (as packing gives) but correct for any
+ * values in range. Bidirectional (causal=0) with seg_start is not supported: asserted
+ * in debug builds, seg_start is ignored in release builds. Pass the same seg_start to
+ * attention_backward as to the attention_forward that produced att. ---- */
 void attention_forward(float *out, float *att, const float *q, const float *k,
-                       const float *v, int B, int T, int H, int KVH, int hd, int causal);
+                       const float *v, int B, int T, int H, int KVH, int hd, int causal,
+                       const int *seg_start);
 void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                         const float *att, const float *q, const float *k, const float *v,
-                        int B, int T, int H, int KVH, int hd, int causal);
+                        int B, int T, int H, int KVH, int hd, int causal,
+                        const int *seg_start);
 
 /* ---- attention of Tq new rows against a cache of Tk >= Tq rows (generation).
  * The new rows are the last Tq of the Tk: row i attends to cache rows

@@ -631,8 +631,8 @@ void block_acts_bind(block_acts *a, const block_geom *g, float **cur, int N, int
  * With kcache != NULL (generation, B = 1) keys and values of the T new rows are written
  * into the cache at rows cache_start.. and attention runs against the whole cache. */
 void block_forward(const block_geom *g, const block_params *p, block_acts *a, const float *x_in,
-                   int B, int T, const int *pos, const float *rope_cos, const float *rope_sin,
-                   float *kcache, float *vcache, int cache_start, float *scratch) {
+                   int B, int T, const int *pos, const int *seg_start, const float *rope_cos,
+                   const float *rope_sin, float *kcache, float *vcache, int cache_start, float *scratch) {
     int N = B * T, D = g->D, Dkv = g->KVH * g->hd, F = g->F;
     a->x_in = (float *)x_in;
     norm_forward(g, a->n1, a->n1_mean, a->n1_rstd, x_in, p->n1w, p->n1b, N);
@@ -649,7 +649,8 @@ void block_forward(const block_geom *g, const block_params *p, block_acts *a, co
         attention_cached_forward(a->ao, a->q, kcache, vcache, T, cache_start + T, g->H, g->KVH,
                                  g->hd, scratch);
     else
-        attention_forward(a->ao, a->att, a->q, k, v, B, T, g->H, g->KVH, g->hd, g->causal);
+        attention_forward(a->ao, a->att, a->q, k, v, B, T, g->H, g->KVH, g->hd, g->causal,
+                          seg_start);
     linear_forward(a->x_mid, a->ao, p->ow, p->ob, N, D, D);
     add_inplace(a->x_mid, x_in, (size_t)N * D);
     norm_forward(g, a->n2, a->n2_mean, a->n2_rstd, a->x_mid, p->n2w, p->n2b, N);
@@ -667,7 +668,7 @@ void block_forward(const block_geom *g, const block_params *p, block_acts *a, co
 /* Backward of block_forward (training only). dx holds dL/dx_out on entry and
  * dL/dx_in on exit (updated in place: the residual path is the identity). */
 void block_backward(const block_geom *g, const block_params *p, const block_params *gp,
-                    const block_acts *a, float *dx, int B, int T, const int *pos,
+                    const block_acts *a, float *dx, int B, int T, const int *pos, const int *seg_start,
                     const float *rope_cos, const float *rope_sin, vlm *m) {
     size_t N = (size_t)B * T;
     int D = g->D, Dkv = g->KVH * g->hd, F = g->F;
@@ -692,7 +693,7 @@ void block_backward(const block_geom *g, const block_params *p, const block_para
     memset(m->dk, 0, N * Dkv * sizeof(float));
     memset(m->dv, 0, N * Dkv * sizeof(float));
     attention_backward(m->dq, m->dk, m->dv, m->dao, a->att, a->q, a->k, a->v, B, T, g->H, g->KVH,
-                       g->hd, g->causal);
+                       g->hd, g->causal, seg_start);
     if (g->rope) {
         rope_backward(m->dq, rope_cos, rope_sin, pos, (int)N, g->H, g->hd);
         rope_backward(m->dk, rope_cos, rope_sin, pos, (int)N, g->KVH, g->hd);

@@ -87,16 +87,23 @@ float *vlm_params(vlm *m);
 float *vlm_grads(vlm *m);
 void vlm_zero_grads(vlm *m);
 
-/* ---- training forward / backward over a padded batch ----
- * ids, targets: [B*T] (targets[i] is the token to predict at position i, i.e. ids[i+1]
- * for response positions, -1 elsewhere). images: [n_images, C, S, S] normalised pixels;
- * image_of[b] is the index of sequence b's image or -1. A sequence with an image holds
- * exactly num_patches tokens equal to image_token_id; their embeddings are replaced by
- * the image features in order. logp [B*T] receives log p(target) (0 where target -1). */
+/* ---- training forward / backward over a packed batch ----
+ * B rows of T tokens. A row holds one or more sequences back to back (packing, so that
+ * no compute goes to padding): seg_start[i] is the column (0..T-1, within the row) of
+ * the first token of token i's sequence, and pos[i] its position within that sequence; attention never
+ * crosses sequences. NULL seg_start / pos mean one sequence per row starting at 0.
+ * targets[i] is the token to predict at i (ids[i+1] for response positions), -1 where
+ * nothing is predicted. images: [n_images, C, S, S] normalised pixels; image_of[i] is
+ * the image of image token i (-1 for other tokens; NULL when no image is used). Each
+ * run of image tokens holds exactly num_patches tokens, which take that image's
+ * features in order; several runs may name one image (a DPO pair shares its image).
+ * logp [B*T] receives log p(target) (0 where target is -1). */
 typedef struct vlm_batch {
     int B, T;
     const int *ids;
     const int *targets;
+    const int *pos;
+    const int *seg_start;
     const float *images;
     int n_images;
     const int *image_of;

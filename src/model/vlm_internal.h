@@ -87,19 +87,23 @@ struct vlm {
     float *dx, *dn, *dq, *dk, *dv, *dao, *dh1, *dup, *dhact, *dlogits, *dfeat;
     /* the last batch (for backward) */
     int last_B, last_T, last_n_images;
-    const int *last_ids, *last_targets, *last_image_of;
-    int *splice_rows; /* [n_images*P] row of each image token in the batch */
+    const int *last_ids, *last_targets;
+    int *splice_rows;  /* [B*T] batch row of each image token, in order */
+    int *splice_feat;  /* [B*T] its feature row (image * P + patch) */
+    int n_splice;
+    const int *last_seg;
 };
 
 int block_geom_tower(block_geom *g, const vlm_tower_config *t, int causal, int rope);
 size_t block_acts_floats(const block_geom *g, int N, int B, int T);
 void block_acts_bind(block_acts *a, const block_geom *g, float **cursor, int N, int B, int T);
 
+/* seg_start (NULL or [B*T]) keeps causal attention inside packed sequences. */
 void block_forward(const block_geom *g, const block_params *p, block_acts *a, const float *x_in,
-                   int B, int T, const int *pos, const float *rope_cos, const float *rope_sin,
-                   float *kcache, float *vcache, int cache_start, float *scratch);
+                   int B, int T, const int *pos, const int *seg_start, const float *rope_cos,
+                   const float *rope_sin, float *kcache, float *vcache, int cache_start, float *scratch);
 void block_backward(const block_geom *g, const block_params *p, const block_params *gp,
-                    const block_acts *a, float *dx, int B, int T, const int *pos,
+                    const block_acts *a, float *dx, int B, int T, const int *pos, const int *seg_start,
                     const float *rope_cos, const float *rope_sin, struct vlm *m);
 
 void norm_forward(const block_geom *g, float *out, float *mean, float *rstd, const float *inp,

@@ -113,8 +113,8 @@ int vlm_session_feed(vlm_session *s, const int *ids, int n, sevo_error *err) {
     }
     for (int l = 0; l < c->text.num_layers; l++) {
         float *kc = s->kc + (size_t)l * s->max_len * Dkv, *vc = s->vc + (size_t)l * s->max_len * Dkv;
-        block_forward(&m->tgeom, &m->w.tblocks[l], &s->acts, s->x, 1, n, s->pos + s->len, m->rope_cos,
-                      m->rope_sin, kc, vc, s->len, s->attn_scratch);
+        block_forward(&m->tgeom, &m->w.tblocks[l], &s->acts, s->x, 1, n, s->pos + s->len, NULL,
+                      m->rope_cos, m->rope_sin, kc, vc, s->len, s->attn_scratch);
         memcpy(s->x, s->acts.x_out, (size_t)n * D * sizeof(float));
     }
     const float *last = s->x + (size_t)(n - 1) * D;

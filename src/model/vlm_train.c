@@ -84,7 +84,7 @@ void vision_forward(const vlm *m, vision_acts *va, const float *images, int n_im
     for (int i = 0; i < n_images; i++) add_inplace(va->x0 + (size_t)i * P * Dv, m->w.pos_emb, (size_t)P * Dv);
     const float *x = va->x0;
     for (int l = 0; l < c->vision.num_layers; l++) {
-        block_forward(&m->vgeom, &m->w.vblocks[l], &va->blocks[l], x, n_images, P, NULL, NULL,
+        block_forward(&m->vgeom, &m->w.vblocks[l], &va->blocks[l], x, n_images, P, NULL, NULL, NULL,
                       NULL, NULL, NULL, 0, NULL);
         x = va->blocks[l].x_out;
     }
@@ -116,7 +116,7 @@ static void vision_backward(vlm *m, const float *dfeat, int n_images) {
                            va->post_rstd, (int)Ni, Dv);
     for (int l = c->vision.num_layers - 1; l >= 0; l--)
         block_backward(&m->vgeom, &m->w.vblocks[l], &m->g.vblocks[l], &va->blocks[l], dx, n_images,
-                       P, NULL, NULL, NULL, m);
+                       P, NULL, NULL, NULL, NULL, m);
     for (int i = 0; i < n_images; i++) add_inplace(m->g.pos_emb, dx + (size_t)i * P * Dv, (size_t)P * Dv);
     linear_backward(NULL, m->g.patch_w, m->g.patch_b, dx, va->patches, m->w.patch_w, (int)Ni,
                     m->patch_dim, Dv);
@@ -137,6 +137,7 @@ static int ensure_capacity(vlm *m, int B, int T, int n_images, sevo_error *err) 
     free(m->pos);
     free(m->bmem);
     free(m->splice_rows);
+    free(m->splice_feat);
     m->tmem = m->bmem = NULL;
     m->cap_B = m->cap_T = 0;
     size_t per_block = block_acts_floats(&m->tgeom, (int)N, B, T);
@@ -144,13 +145,14 @@ static int ensure_capacity(vlm *m, int B, int T, int n_images, sevo_error *err) 
     m->tmem = sevo_malloc(tsize * sizeof(float), "activations", err);
     m->tblocks = sevo_calloc((size_t)maxi(L, 1), sizeof *m->tblocks, "activations", err);
     m->pos = sevo_malloc(N * sizeof(int), "positions", err);
-    m->splice_rows = sevo_malloc((size_t)B * m->num_patches * sizeof(int), "image rows", err);
+    m->splice_rows = sevo_malloc(N * sizeof(int), "image rows", err);
+    m->splice_feat = sevo_malloc(N * sizeof(int), "image rows", err);
     size_t Dmax = (size_t)maxi(c->text.hidden_size, c->vision.hidden_size);
     size_t Fmax = (size_t)maxi(c->text.intermediate_size, c->vision.intermediate_size);
     size_t Dkv = (size_t)maxi(m->tgeom.KVH * m->tgeom.hd, m->vgeom.KVH * m->vgeom.hd);
     size_t bsize = N * Dmax * 4 + N * Dkv * 2 + N * Fmax * 3 + N * V + N * Dt;
     m->bmem = sevo_malloc(bsize * sizeof(float), "gradient scratch", err);
-    if (!m->tmem || !m->tblocks || !m->pos || !m->splice_rows || !m->bmem) return -1;
+    if (!m->tmem || !m->tblocks || !m->pos || !m->splice_rows || !m->splice_feat || !m->bmem) return -1;
     float *cur = m->tmem;
     m->x0 = cur, cur += N * Dt;
     for (int l = 0; l < L; l++) block_acts_bind(&m->tblocks[l], &m->tgeom, &cur, (int)N, B, T);
@@ -183,46 +185,61 @@ static const float *text_last(const vlm *m) {
 int vlm_forward(vlm *m, const vlm_batch *bt, float *logp, sevo_error *err) {
     const vlm_config *c = &m->cfg;
     int B = bt->B, T = bt->T, P = m->num_patches, Dt = c->text.hidden_size, V = c->vocab_size;
-    if (T > c->max_position_embeddings)
+    if (!bt->pos && T > c->max_position_embeddings)
         return sevo_fail(err, "sequence length %d exceeds max_position_embeddings %d", T,
                          c->max_position_embeddings);
-    if (bt->n_images > B) return sevo_fail(err, "batch has %d images for %d sequences", bt->n_images, B);
+    if ((size_t)bt->n_images * P > (size_t)B * T)
+        return sevo_fail(err, "batch has %d images for %d token rows", bt->n_images, B * T);
     if (ensure_capacity(m, B, T, bt->n_images, err)) return -1;
     int N = B * T;
     for (int i = 0; i < N; i++) {
         if (bt->ids[i] < 0 || bt->ids[i] >= V)
             return sevo_fail(err, "token id %d at batch row %d is outside the vocabulary", bt->ids[i], i);
-        m->pos[i] = i % T;
+        m->pos[i] = bt->pos ? bt->pos[i] : i % T;
+        if (m->pos[i] < 0 || m->pos[i] >= c->max_position_embeddings)
+            return sevo_fail(err, "position %d at batch row %d is outside [0, %d)", m->pos[i], i,
+                             c->max_position_embeddings);
+        if (bt->seg_start && (bt->seg_start[i] < 0 || bt->seg_start[i] > i % T))
+            return sevo_fail(err, "batch row %d: sequence start %d is not before it in its row", i,
+                             bt->seg_start[i]);
     }
-    /* find the rows that receive image features */
-    for (int b = 0; b < B; b++) {
-        int img = bt->image_of ? bt->image_of[b] : -1, found = 0;
-        for (int t = 0; t < T; t++) {
-            if (bt->ids[b * T + t] != c->image_token_id) continue;
-            if (img < 0) return sevo_fail(err, "sequence %d has image tokens but no image", b);
-            if (found >= P)
-                return sevo_fail(err, "sequence %d has more image tokens than its image has patches (%d)", b, P);
-            m->splice_rows[b * P + found++] = b * T + t;
+    /* Each run of image tokens takes its image's P feature rows in order; a run ends at
+     * a non-image token, a row or sequence boundary, a change of image, or after P. */
+    m->n_splice = 0;
+    int run = 0;
+    for (int i = 0; i < N; i++) {
+        int is_img = bt->ids[i] == c->image_token_id;
+        int img = is_img && bt->image_of ? bt->image_of[i] : -1;
+        int boundary = i % T == 0 || (bt->seg_start && bt->seg_start[i] == i % T) ||
+                       (is_img && run > 0 && bt->image_of[i - 1] != img) || run == P;
+        if ((!is_img || boundary) && run != 0 && run != P)
+            return sevo_fail(err, "batch row %d: an image run ends after %d of %d tokens", i, run, P);
+        if (!is_img) {
+            run = 0;
+            continue;
         }
-        if (img >= 0 && found != P)
-            return sevo_fail(err, "sequence %d has %d image tokens, its image needs %d", b, found, P);
-        if (img >= bt->n_images) return sevo_fail(err, "sequence %d names image %d of %d", b, img, bt->n_images);
+        if (boundary) run = 0;
+        if (img < 0 || img >= bt->n_images)
+            return sevo_fail(err, "image token at batch row %d has no image (image %d of %d)", i, img,
+                             bt->n_images);
+        m->splice_rows[m->n_splice] = i;
+        m->splice_feat[m->n_splice] = img * P + run;
+        m->n_splice++;
+        run++;
     }
+    if (run != 0 && run != P)
+        return sevo_fail(err, "the last image run ends after %d of %d tokens", run, P);
     embedding_forward(m->x0, bt->ids, m->w.wte, N, Dt);
     if (bt->n_images > 0) {
         vision_forward(m, &m->vis, bt->images, bt->n_images);
-        for (int b = 0; b < B; b++) {
-            int img = bt->image_of ? bt->image_of[b] : -1;
-            if (img < 0) continue;
-            for (int p = 0; p < P; p++)
-                memcpy(m->x0 + (size_t)m->splice_rows[b * P + p] * Dt,
-                       m->vis.feats + ((size_t)img * P + p) * Dt, (size_t)Dt * sizeof(float));
-        }
+        for (int k = 0; k < m->n_splice; k++)
+            memcpy(m->x0 + (size_t)m->splice_rows[k] * Dt, m->vis.feats + (size_t)m->splice_feat[k] * Dt,
+                   (size_t)Dt * sizeof(float));
     }
     const float *x = m->x0;
     for (int l = 0; l < c->text.num_layers; l++) {
-        block_forward(&m->tgeom, &m->w.tblocks[l], &m->tblocks[l], x, B, T, m->pos, m->rope_cos,
-                      m->rope_sin, NULL, NULL, 0, NULL);
+        block_forward(&m->tgeom, &m->w.tblocks[l], &m->tblocks[l], x, B, T, m->pos, bt->seg_start,
+                      m->rope_cos, m->rope_sin, NULL, NULL, 0, NULL);
         x = m->tblocks[l].x_out;
     }
     norm_forward(&m->tgeom, m->xf, m->xf_mean, m->xf_rstd, x, m->w.tnorm_w, m->w.tnorm_b, N);
@@ -233,7 +250,7 @@ int vlm_forward(vlm *m, const vlm_batch *bt, float *logp, sevo_error *err) {
     m->last_n_images = bt->n_images;
     m->last_ids = bt->ids;
     m->last_targets = bt->targets;
-    m->last_image_of = bt->image_of;
+    m->last_seg = bt->seg_start;
     return 0;
 }
 
@@ -257,19 +274,15 @@ void vlm_backward(vlm *m, const float *dlogp) {
                            m->xf_rstd, (int)N, Dt);
     for (int l = c->text.num_layers - 1; l >= 0; l--)
         block_backward(&m->tgeom, &m->w.tblocks[l], &m->g.tblocks[l], &m->tblocks[l], m->dx, B, T,
-                       m->pos, m->rope_cos, m->rope_sin, m);
+                       m->pos, m->last_seg, m->rope_cos, m->rope_sin, m);
     /* image rows: their gradient flows to the image features, not to the embedding */
     int n_images = m->last_n_images;
     if (n_images > 0) {
         memset(m->dfeat, 0, (size_t)n_images * P * Dt * sizeof(float));
-        for (int b = 0; b < B; b++) {
-            int img = m->last_image_of ? m->last_image_of[b] : -1;
-            if (img < 0) continue;
-            for (int p = 0; p < P; p++) {
-                float *row = m->dx + (size_t)m->splice_rows[b * P + p] * Dt;
-                add_inplace(m->dfeat + ((size_t)img * P + p) * Dt, row, (size_t)Dt);
-                memset(row, 0, (size_t)Dt * sizeof(float));
-            }
+        for (int k = 0; k < m->n_splice; k++) {
+            float *row = m->dx + (size_t)m->splice_rows[k] * Dt;
+            add_inplace(m->dfeat + (size_t)m->splice_feat[k] * Dt, row, (size_t)Dt);
+            memset(row, 0, (size_t)Dt * sizeof(float));
         }
     }
     embedding_backward(m->g.wte, m->dx, m->last_ids, (int)N, Dt);

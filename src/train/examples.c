@@ -77,65 +77,98 @@ void batch_buf_init(batch_buf *bb) { memset(bb, 0, sizeof *bb); }
 void batch_buf_free(batch_buf *bb) {
     free(bb->ids);
     free(bb->targets);
+    free(bb->pos);
+    free(bb->seg_start);
     free(bb->image_of);
     free(bb->images);
     free(bb->image_map);
+    free(bb->row_fill);
     memset(bb, 0, sizeof *bb);
 }
 
-int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, sevo_error *err) {
-    int T = 1;
+/* Grows an int buffer to at least n entries. */
+static int grow_ints(int **p, int *cap, int n, sevo_error *err) {
+    if (n <= *cap) return 0;
+    int *q = realloc(*p, (size_t)n * sizeof *q);
+    if (!q) return sevo_fail(err, "out of memory (batch)");
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, int row_len,
+                   sevo_error *err) {
+    int T = row_len;
     for (int i = 0; i < n; i++) T = s->ex[idx[i]].n > T ? s->ex[idx[i]].n : T;
-    size_t tokens = (size_t)n * T;
-    if ((int)tokens > bb->cap_tokens) {
-        free(bb->ids);
-        free(bb->targets);
-        bb->ids = malloc(tokens * sizeof(int));
-        bb->targets = malloc(tokens * sizeof(int));
-        if (!bb->ids || !bb->targets) return sevo_fail(err, "out of memory (batch)");
-        bb->cap_tokens = (int)tokens;
+    /* first fit: each example goes into the first row with room */
+    int rows_cap = bb->cap_rows;
+    if (grow_ints(&bb->row_fill, &rows_cap, n, err)) return -1;
+    bb->cap_rows = rows_cap;
+    int B = 0;
+    for (int i = 0; i < n; i++) {
+        int len = s->ex[idx[i]].n, r = 0;
+        while (r < B && bb->row_fill[r] + len > T) r++;
+        if (r == B) bb->row_fill[B++] = 0;
+        bb->row_fill[r] += len;
     }
-    if (n > bb->cap_B) {
-        free(bb->image_of);
-        free(bb->images);
-        bb->image_of = malloc((size_t)n * sizeof(int));
-        bb->images = malloc((size_t)n * s->image_floats * sizeof(float));
-        if (!bb->image_of || !bb->images) return sevo_fail(err, "out of memory (batch)");
-        bb->cap_B = n;
+    int tokens = B * T, cap = bb->cap_tokens;
+    int c1 = cap, c2 = cap, c3 = cap, c4 = cap, c5 = cap;
+    if (grow_ints(&bb->ids, &c1, tokens, err) || grow_ints(&bb->targets, &c2, tokens, err) ||
+        grow_ints(&bb->pos, &c3, tokens, err) || grow_ints(&bb->seg_start, &c4, tokens, err) ||
+        grow_ints(&bb->image_of, &c5, tokens, err))
+        return -1;
+    bb->cap_tokens = c1;
+    if (n > bb->cap_images_batch) {
+        float *im = realloc(bb->images, (size_t)n * s->image_floats * sizeof(float));
+        if (!im) return sevo_fail(err, "out of memory (batch)");
+        bb->images = im;
+        bb->cap_images_batch = n;
     }
-    if (s->n_images > bb->cap_images) {
-        free(bb->image_map);
-        bb->image_map = malloc((size_t)s->n_images * sizeof(int));
-        if (!bb->image_map) return sevo_fail(err, "out of memory (batch)");
-        bb->cap_images = s->n_images;
+    int cim = bb->cap_images;
+    if (grow_ints(&bb->image_map, &cim, s->n_images, err)) return -1;
+    bb->cap_images = cim;
+    /* padding: each pad token is its own one-token sequence, predicting nothing */
+    for (int i = 0; i < tokens; i++) {
+        bb->ids[i] = pad_id;
+        bb->targets[i] = -1;
+        bb->pos[i] = 0;
+        bb->seg_start[i] = i % T;
+        bb->image_of[i] = -1;
     }
     for (int i = 0; i < n; i++)
         if (s->ex[idx[i]].image >= 0) bb->image_map[s->ex[idx[i]].image] = -1;
+    for (int r = 0; r < B; r++) bb->row_fill[r] = 0;
     int n_img = 0;
     bb->n_targets = 0;
     for (int i = 0; i < n; i++) {
         const train_example *e = &s->ex[idx[i]];
-        int *ids = bb->ids + (size_t)i * T, *tg = bb->targets + (size_t)i * T;
-        for (int t = 0; t < T; t++) {
-            ids[t] = t < e->n ? e->ids[t] : pad_id;
-            tg[t] = (t + 1 < e->n && e->loss[t + 1]) ? e->ids[t + 1] : -1;
-            bb->n_targets += tg[t] >= 0;
-        }
-        bb->image_of[i] = -1;
+        int r = 0;
+        while (bb->row_fill[r] + e->n > T) r++;
+        int start = r * T + bb->row_fill[r];
+        bb->row_fill[r] += e->n;
+        int slot = -1;
         if (e->image >= 0) {
             /* one slot per distinct image of the batch (a DPO pair shares its image) */
-            int slot = bb->image_map[e->image];
+            slot = bb->image_map[e->image];
             if (slot < 0) {
-                bb->image_map[e->image] = n_img;
-                slot = n_img++;
+                slot = bb->image_map[e->image] = n_img++;
                 memcpy(bb->images + (size_t)slot * s->image_floats,
                        s->images + (size_t)e->image * s->image_floats, (size_t)s->image_floats * sizeof(float));
             }
-            bb->image_of[i] = slot;
+        }
+        for (int t = 0; t < e->n; t++) {
+            int k = start + t;
+            bb->ids[k] = e->ids[t];
+            bb->targets[k] = (t + 1 < e->n && e->loss[t + 1]) ? e->ids[t + 1] : -1;
+            bb->n_targets += bb->targets[k] >= 0;
+            bb->pos[k] = t;
+            bb->seg_start[k] = start - r * T;
+            bb->image_of[k] = slot;
         }
     }
-    bb->b = (vlm_batch){.B = n, .T = T, .ids = bb->ids, .targets = bb->targets, .images = bb->images,
-                        .n_images = n_img, .image_of = bb->image_of};
+    bb->b = (vlm_batch){.B = B, .T = T, .ids = bb->ids, .targets = bb->targets, .pos = bb->pos,
+                        .seg_start = bb->seg_start, .images = bb->images, .n_images = n_img,
+                        .image_of = bb->image_of};
     return 0;
 }
 

@@ -2,9 +2,11 @@
  *
  * An example is one token sequence with a loss mask and (optionally) the index of its
  * image in the set's image table; examples may share an image. A batch gathers some
- * examples, right-pads them to the longest, turns the loss mask into next-token targets
- * (targets[t] = ids[t+1] where token t+1 is a response token, else -1), and copies the
- * distinct images they use into one contiguous buffer for the vision tower. */
+ * examples and packs them back to back into rows (first fit, in the given order), so
+ * that almost no compute goes to padding; attention stays inside each example. It turns
+ * the loss mask into next-token targets (targets[t] = ids[t+1] where token t+1 is a
+ * response token, else -1), and copies the distinct images the examples use into one
+ * contiguous buffer for the vision tower. */
 #ifndef SEVO_TRAIN_EXAMPLES_H
 #define SEVO_TRAIN_EXAMPLES_H
 
@@ -36,17 +38,21 @@ int example_set_add(example_set *s, const tokseq *seq, int image, int max_len, s
 int example_set_image(example_set *s, const char *path, const vlm_config *c, int *index, sevo_error *err);
 
 typedef struct batch_buf {
-    int *ids, *targets, *image_of;
+    int *ids, *targets, *pos, *seg_start, *image_of; /* [B*T] */
     float *images;
     int *image_map; /* example image -> batch image slot, scratch */
-    int cap_tokens, cap_B, cap_images;
+    int *row_fill;  /* scratch for packing */
+    int cap_tokens, cap_images_batch, cap_images, cap_rows;
     int n_targets;  /* tokens with a target in the assembled batch */
     vlm_batch b;
 } batch_buf;
 
 void batch_buf_init(batch_buf *bb);
 void batch_buf_free(batch_buf *bb);
-int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, sevo_error *err);
+/* Packs examples idx[0..n) into rows of row_len tokens (longer examples get a row of
+ * their own length). */
+int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, int row_len,
+                   sevo_error *err);
 
 /* Orders examples into batches for one epoch, deterministic in (seed, epoch): a plain
  * shuffle cut into batches. Not sorted or grouped by length: that makes batches uniform

@@ -156,7 +156,12 @@ int sft_run(const sft_options *o, sevo_error *err) {
     if (o->max_steps > 0 && o->max_steps < total) total = o->max_steps;
     int warmup = (int)ceilf(h->warmup_ratio * (float)total);
     if (adamw_init(&opt, vlm_num_params(m), err) || sevo_mkdirs(o->output_dir, err)) goto done;
-    size_t max_tokens = (size_t)bs * max_len;
+    /* rows of twice the longest example: packing leaves little padding, and attention
+     * cost stays per example */
+    int row_len = 0;
+    for (int i = 0; i < es.n; i++) row_len = es.ex[i].n > row_len ? es.ex[i].n : row_len;
+    row_len *= 2;
+    size_t max_tokens = (size_t)bs * row_len;
     logp = malloc(max_tokens * sizeof *logp);
     dlogp = malloc(max_tokens * sizeof *dlogp);
     if (!order || !logp || !dlogp) {
@@ -202,7 +207,7 @@ int sft_run(const sft_options *o, sevo_error *err) {
             double step_loss = 0;
             for (int b = b0; b < b1; b++) {
                 int k = batch_start[b], n = batch_start[b + 1] - k;
-                if (batch_assemble(&bb, &es, order + k, n, c->pad_token_id, err)) goto done;
+                if (batch_assemble(&bb, &es, order + k, n, c->pad_token_id, row_len, err)) goto done;
                 if (vlm_forward(m, &bb.b, logp, err)) goto done;
                 int N = bb.b.B * bb.b.T;
                 float scale = step_targets > 0 ? -1.0f / (float)step_targets : 0.0f;

@@ -76,7 +76,7 @@ static void random_weights(vlm *m, uint64_t seed) {
 }
 
 typedef struct fixture {
-    int ids[2 * 12], tg[2 * 12], image_of[2];
+    int ids[2 * 12], tg[2 * 12], image_of[2 * 12];
     float images[3 * 8 * 8];
     float r[2 * 12];
     vlm_batch b;
@@ -98,8 +98,7 @@ static void make_batch(fixture *f, uint64_t seed) {
         }
     for (int i = 0; i < 3 * 64; i++) f->images[i] = sevo_rng_normal(&rng);
     for (int i = 0; i < 2 * T; i++) f->r[i] = f->tg[i] >= 0 ? 0.5f + sevo_rng_uniform(&rng) : 0.0f;
-    f->image_of[0] = 0;
-    f->image_of[1] = -1;
+    for (int i = 0; i < 2 * T; i++) f->image_of[i] = i < T ? 0 : -1;
     f->b = (vlm_batch){.B = 2, .T = T, .ids = f->ids, .targets = f->tg, .images = f->images, .n_images = 1,
                        .image_of = f->image_of};
 }
@@ -206,7 +205,7 @@ static void test_kv_cache_matches_full_forward(void **state) {
     assert_int_equal(vlm_session_feed(s, seq, n, &err), 0);
     const vlm_tensor *wte = vlm_find_tensor(m, "language_model.model.embed_tokens.weight");
     assert_non_null(wte);
-    int targets[40], image_of = 0;
+    int targets[40], image_of[40] = {0};
     float logp[40], logits[VOCAB];
     for (int step = 0; step < 20; step++) {
         /* cached */
@@ -217,7 +216,7 @@ static void test_kv_cache_matches_full_forward(void **state) {
         /* recomputed from scratch */
         for (int t = 0; t < n; t++) targets[t] = -1;
         vlm_batch b = {.B = 1, .T = n, .ids = seq, .targets = targets, .images = f.images, .n_images = 1,
-                       .image_of = &image_of};
+                       .image_of = image_of};
         assert_int_equal(vlm_forward(m, &b, logp, &err), 0);
         const float *hid = vlm_last_hidden(m) + (size_t)(n - 1) * c.text.hidden_size;
         for (int k = 0; k < c.text.hidden_size; k++)
@@ -237,6 +236,151 @@ static void test_kv_cache_matches_full_forward(void **state) {
     assert_int_equal(vlm_session_feed(s, seq + n - 3, 3, &err), 0);
     for (int v = 0; v < VOCAB; v++) assert_true(fabsf(before[v] - vlm_session_logits(s)[v]) < 1e-4f);
     vlm_session_free(s);
+    vlm_free(m);
+}
+
+
+/* Packing two sequences into one row (with segment starts and per-sequence positions)
+ * must give the same log-probabilities and the same gradients as one row each. */
+static void test_packed_rows_match_separate_rows(void **state) {
+    (void)state;
+    vlm_config c;
+    small_config(&c, 0);
+    vlm *m = NULL;
+    sevo_error err;
+    assert_int_equal(vlm_create(&m, &c, &err), 0);
+    random_weights(m, 17);
+    fixture f;
+    make_batch(&f, 23);
+    float logp[24];
+    assert_int_equal(vlm_forward(m, &f.b, logp, &err), 0);
+    vlm_zero_grads(m);
+    vlm_backward(m, f.r);
+    size_t np = vlm_num_params(m);
+    float *g_sep = malloc(np * sizeof(float));
+    assert_non_null(g_sep);
+    memcpy(g_sep, vlm_grads(m), np * sizeof(float));
+    /* one row: sequence 0 (12 tokens) then the 9 real tokens of sequence 1 */
+    int ids[21], tg[21], pos[21], seg[21], img[21];
+    float r[21], lp[21];
+    for (int t = 0; t < 21; t++) {
+        int src = t < 12 ? t : 12 + (t - 12);
+        ids[t] = f.ids[src];
+        tg[t] = f.tg[src];
+        r[t] = f.r[src];
+        pos[t] = t < 12 ? t : t - 12;
+        seg[t] = t < 12 ? 0 : 12;
+        img[t] = t < 12 ? 0 : -1;
+    }
+    vlm_batch b = {.B = 1, .T = 21, .ids = ids, .targets = tg, .pos = pos, .seg_start = seg,
+                   .images = f.images, .n_images = 1, .image_of = img};
+    assert_int_equal(vlm_forward(m, &b, lp, &err), 0);
+    for (int t = 0; t < 21; t++) {
+        int src = t < 12 ? t : 12 + (t - 12);
+        assert_true(fabsf(lp[t] - logp[src]) < 1e-5f);
+    }
+    vlm_zero_grads(m);
+    vlm_backward(m, r);
+    double worst = 0;
+    for (size_t i = 0; i < np; i++) {
+        double d = fabs((double)vlm_grads(m)[i] - g_sep[i]) / (1e-3 + fabs(g_sep[i]));
+        worst = d > worst ? d : worst;
+    }
+    printf("packed vs separate: worst relative gradient difference %.2e\n", worst);
+    assert_true(worst < 1e-3);
+    free(g_sep);
+    vlm_free(m);
+}
+
+
+/* A realistic packed row: three sequences (two with their own image), then padding,
+ * against the same three sequences one per row. */
+static void test_packed_three_sequences(void **state) {
+    (void)state;
+    vlm_config c;
+    small_config(&c, 0);
+    vlm *m = NULL;
+    sevo_error err;
+    assert_int_equal(vlm_create(&m, &c, &err), 0);
+    random_weights(m, 29);
+    sevo_rng rng;
+    sevo_rng_seed(&rng, 31, 2);
+    enum { S = 3, L = 14, TP = 48 };
+    int len[S] = {14, 9, 12}, has_img[S] = {1, 0, 1};
+    int ids[S * L], tg[S * L], img_sep[S * L];
+    float r[S * L], images[2 * 3 * 64];
+    for (int i = 0; i < 2 * 3 * 64; i++) images[i] = sevo_rng_normal(&rng);
+    int img_index[S] = {0, -1, 1};
+    for (int q = 0; q < S; q++)
+        for (int t = 0; t < L; t++) {
+            int k = q * L + t;
+            ids[k] = t >= len[q] ? 0 : t == 0 ? 2 : (has_img[q] && t <= 4) ? 4 : 5 + (int)sevo_rng_below(&rng, VOCAB - 5);
+            img_sep[k] = has_img[q] ? img_index[q] : -1;
+        }
+    for (int k = 0; k < S * L; k++) {
+        int q = k / L, t = k % L;
+        tg[k] = (t >= 5 && t + 1 < len[q]) ? ids[k + 1] : -1;
+        r[k] = tg[k] >= 0 ? 0.5f + sevo_rng_uniform(&rng) : 0.0f;
+    }
+    float lp_sep[S * L];
+    vlm_batch bs = {.B = S, .T = L, .ids = ids, .targets = tg, .images = images, .n_images = 2, .image_of = img_sep};
+    assert_int_equal(vlm_forward(m, &bs, lp_sep, &err), 0);
+    vlm_zero_grads(m);
+    vlm_backward(m, r);
+    size_t np = vlm_num_params(m);
+    float *g_sep = malloc(np * sizeof(float));
+    assert_non_null(g_sep);
+    memcpy(g_sep, vlm_grads(m), np * sizeof(float));
+    int pids[TP], ptg[TP], ppos[TP], pseg[TP], pimg[TP], where[S * L];
+    float pr[TP], lp[TP];
+    int at = 0;
+    for (int q = 0; q < S; q++) {
+        int start = at;
+        for (int t = 0; t < len[q]; t++, at++) {
+            pids[at] = ids[q * L + t];
+            ptg[at] = tg[q * L + t];
+            pr[at] = r[q * L + t];
+            ppos[at] = t;
+            pseg[at] = start;
+            pimg[at] = img_sep[q * L + t];
+            where[q * L + t] = at;
+        }
+    }
+    for (; at < TP; at++) {
+        pids[at] = 0;
+        ptg[at] = -1;
+        pr[at] = 0;
+        ppos[at] = 0;
+        pseg[at] = at;
+        pimg[at] = -1;
+    }
+    vlm_batch bp = {.B = 1, .T = TP, .ids = pids, .targets = ptg, .pos = ppos, .seg_start = pseg,
+                    .images = images, .n_images = 2, .image_of = pimg};
+    assert_int_equal(vlm_forward(m, &bp, lp, &err), 0);
+    for (int q = 0; q < S; q++)
+        for (int t = 0; t < len[q]; t++)
+            if (fabsf(lp[where[q * L + t]] - lp_sep[q * L + t]) > 1e-5f)
+                fail_msg("sequence %d token %d: packed logp %g, separate %g", q, t, lp[where[q * L + t]], lp_sep[q * L + t]);
+    vlm_zero_grads(m);
+    vlm_backward(m, pr);
+    double worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < np; i++) {
+        double d = fabs((double)vlm_grads(m)[i] - g_sep[i]) / (1e-3 + fabs(g_sep[i]));
+        if (d > worst) {
+            worst = d;
+            wi = i;
+        }
+    }
+    const char *wname = "";
+    for (int i = 0; i < vlm_num_tensors(m); i++) {
+        const vlm_tensor *t = vlm_tensor_at(m, i);
+        if (wi >= t->offset && wi < t->offset + t->numel) wname = t->name;
+    }
+    printf("three packed sequences: worst relative gradient difference %.2e (%s: %g vs %g)\n", worst, wname,
+           vlm_grads(m)[wi], g_sep[wi]);
+    assert_true(worst < 1e-3);
+    free(g_sep);
     vlm_free(m);
 }
 
@@ -281,6 +425,8 @@ int main(void) {
         cmocka_unit_test(test_gradients_llama_style),
         cmocka_unit_test(test_gradients_other_choices),
         cmocka_unit_test(test_kv_cache_matches_full_forward),
+        cmocka_unit_test(test_packed_rows_match_separate_rows),
+        cmocka_unit_test(test_packed_three_sequences),
         cmocka_unit_test(test_checkpoint_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,148 @@
+/* test_examples.c: batch assembly. Packing examples into shared rows must give every
+ * example exactly the log-probabilities it gets in a row of its own, and the epoch
+ * order must be a deterministic permutation. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/rng.h"
+#include "train/examples.h"
+
+#define VOCAB 24
+
+static void small_model(vlm **m) {
+    vlm_config c;
+    vlm_config_tiny(&c, VOCAB);
+    c.image_size = 8;
+    c.patch_size = 4;
+    c.vision.hidden_size = 8;
+    c.vision.num_layers = 1;
+    c.vision.num_heads = 2;
+    c.vision.num_kv_heads = 2;
+    c.vision.intermediate_size = 12;
+    c.text.hidden_size = 16;
+    c.text.num_layers = 2;
+    c.text.num_heads = 4;
+    c.text.num_kv_heads = 2;
+    c.text.intermediate_size = 24;
+    c.max_position_embeddings = 128;
+    c.bos_token_id = 2;
+    c.eos_token_id = 3;
+    c.pad_token_id = 0;
+    c.image_token_id = 4;
+    sevo_error err;
+    assert_int_equal(vlm_create(m, &c, &err), 0);
+    vlm_init_weights(*m, 3);
+    /* larger weights than the default so that log-probabilities differ visibly */
+    float *p = vlm_params(*m);
+    sevo_rng rng;
+    sevo_rng_seed(&rng, 4, 4);
+    for (size_t i = 0; i < vlm_num_params(*m); i++) p[i] += 0.2f * sevo_rng_normal(&rng);
+}
+
+/* Sum of log p over example e's targets in an assembled batch, found by its tokens. */
+static void per_example_logp(const batch_buf *bb, const float *logp, const example_set *s, const int *idx,
+                             int n, double *out) {
+    /* examples are laid out in order within rows; walk each row's segments */
+    int N = bb->b.B * bb->b.T;
+    int found = 0;
+    for (int i = 0; i < N && found < n; i++) {
+        if (bb->seg_start[i] != i % bb->b.T || bb->ids[i] != 2) continue; /* a sequence starts with <bos> */
+        /* which example: match the token sequence */
+        for (int k = 0; k < n; k++) {
+            const train_example *e = &s->ex[idx[k]];
+            if (i + e->n > N || memcmp(bb->ids + i, e->ids, (size_t)e->n * sizeof(int)) != 0) continue;
+            double sum = 0;
+            for (int t = 0; t < e->n; t++) sum += logp[i + t];
+            out[k] = sum;
+            found++;
+            break;
+        }
+    }
+    assert_int_equal(found, n);
+}
+
+static void test_packing_matches_one_row_each(void **state) {
+    (void)state;
+    vlm *m = NULL;
+    small_model(&m);
+    sevo_error err;
+    example_set s;
+    example_set_init(&s, 3 * 8 * 8);
+    sevo_rng rng;
+    sevo_rng_seed(&rng, 9, 9);
+    /* two images in the table */
+    s.images = malloc(2 * 3 * 64 * sizeof(float));
+    s.image_paths = calloc(2, sizeof(char *));
+    assert_non_null(s.images);
+    for (int i = 0; i < 2 * 3 * 64; i++) s.images[i] = sevo_rng_normal(&rng);
+    s.n_images = s.cap_images = 2;
+    int n = 7;
+    for (int e = 0; e < n; e++) {
+        tokseq q;
+        tokseq_init(&q);
+        int img = e % 3 == 2 ? -1 : e % 2;
+        int len = 8 + (int)sevo_rng_below(&rng, 14);
+        assert_int_equal(tokseq_push(&q, 2, 0, &err), 0);
+        for (int t = 0; t < 4 && img >= 0; t++) assert_int_equal(tokseq_push(&q, 4, 0, &err), 0);
+        while (q.n < len) assert_int_equal(tokseq_push(&q, 5 + (int)sevo_rng_below(&rng, VOCAB - 5), q.n > 6, &err), 0);
+        assert_int_equal(example_set_add(&s, &q, img, 64, &err), 0);
+        tokseq_free(&q);
+    }
+    int idx[7] = {0, 1, 2, 3, 4, 5, 6};
+    double packed[7], alone[7];
+    batch_buf bb;
+    batch_buf_init(&bb);
+    float logp[7 * 64];
+    /* packed into rows of 40 */
+    assert_int_equal(batch_assemble(&bb, &s, idx, n, 0, 40, &err), 0);
+    assert_true(bb.b.B < n);
+    assert_int_equal(vlm_forward(m, &bb.b, logp, &err), 0);
+    per_example_logp(&bb, logp, &s, idx, n, packed);
+    /* one example at a time */
+    for (int k = 0; k < n; k++) {
+        assert_int_equal(batch_assemble(&bb, &s, idx + k, 1, 0, 1, &err), 0);
+        assert_int_equal(bb.b.B, 1);
+        assert_int_equal(vlm_forward(m, &bb.b, logp, &err), 0);
+        per_example_logp(&bb, logp, &s, idx + k, 1, alone + k);
+    }
+    for (int k = 0; k < n; k++)
+        if (fabs(packed[k] - alone[k]) > 1e-4 * (1 + fabs(alone[k])))
+            fail_msg("example %d: packed logp %.6f, alone %.6f", k, packed[k], alone[k]);
+    batch_buf_free(&bb);
+    example_set_free(&s);
+    vlm_free(m);
+}
+
+static void test_epoch_order_is_a_deterministic_permutation(void **state) {
+    (void)state;
+    example_set s;
+    example_set_init(&s, 0);
+    s.n = 37;
+    int o1[37], o2[37], b1[40], b2[40];
+    sevo_error err;
+    int nb = epoch_order(&s, 8, 5, 2, o1, b1, &err);
+    assert_int_equal(nb, 5);
+    assert_int_equal(epoch_order(&s, 8, 5, 2, o2, b2, &err), nb);
+    assert_memory_equal(o1, o2, sizeof o1);
+    int seen[37] = {0};
+    for (int i = 0; i < 37; i++) seen[o1[i]]++;
+    for (int i = 0; i < 37; i++) assert_int_equal(seen[i], 1);
+    assert_int_equal(b1[nb], 37);
+    epoch_order(&s, 8, 5, 3, o2, b2, &err);
+    assert_true(memcmp(o1, o2, sizeof o1) != 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_packing_matches_one_row_each),
+        cmocka_unit_test(test_epoch_order_is_a_deterministic_permutation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
