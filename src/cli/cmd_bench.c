@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "cli/args.h"
@@ -106,11 +107,18 @@ int cmd_bench(int argc, char **argv) {
         if (s >= 0) t_train += sevo_now() - t0;
     }
     double train_tps = (double)N * steps / t_train;
-    /* model FLOPs per token: 6 per parameter (fwd+bwd) plus attention scores and values */
-    double params = (double)vlm_num_params(m);
+    /* Model FLOPs per token (fwd+bwd = 6 per parameter use, plus attention scores and
+     * values): decoder parameters act on every token; vision tower and projector
+     * parameters only on the P patches of each sequence's image. */
+    double params = (double)vlm_num_params(m), vis_params = 0;
+    for (int i = 0; i < vlm_num_tensors(m); i++) {
+        const vlm_tensor *t = vlm_tensor_at(m, i);
+        if (!strncmp(t->name, "vision_tower", 12) || !strncmp(t->name, "multi_modal", 11)) vis_params += (double)t->numel;
+    }
     double attn = 12.0 * c.text.num_layers * c.text.hidden_size * (double)T / 2 +
                   12.0 * c.vision.num_layers * c.vision.hidden_size * (double)P * P / T;
-    double train_gflops = train_tps * (6.0 * params + attn) / 1e9;
+    double flops_per_token = 6.0 * (params - vis_params) + 6.0 * vis_params * P / T + attn;
+    double train_gflops = train_tps * flops_per_token / 1e9;
 
     vlm_session *sess = NULL;
     if (vlm_session_create(&sess, m, P + 64 + decode_n + 8, &err)) {
