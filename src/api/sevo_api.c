@@ -1,0 +1,73 @@
+/* sevo_api.c: the public interface (include/sevo/sevo.h) over the engine. */
+#include "sevo/sevo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/image.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
+
+struct sevo_model {
+    vlm *m;
+    sevo_tokenizer *tok;
+    vlm_policy *policy;
+    float *pixels;
+};
+
+const char *sevo_version(void) { return SEVO_VERSION; }
+
+static int report(const sevo_error *e, char *err, size_t n) {
+    if (err && n) snprintf(err, n, "%s", e->msg);
+    return -1;
+}
+
+void sevo_model_free(sevo_model *m) {
+    if (!m) return;
+    policy_free(m->policy);
+    vlm_free(m->m);
+    tokenizer_free(m->tok);
+    free(m->pixels);
+    free(m);
+}
+
+int sevo_model_load(sevo_model **out, const char *dir, char *err, size_t err_len) {
+    sevo_error e;
+    *out = NULL;
+    sevo_model *m = sevo_calloc(1, sizeof *m, "model", &e);
+    if (!m) return report(&e, err, err_len);
+    if (checkpoint_load_model(dir, &m->m, &m->tok, &e)) goto fail;
+    gen_options go;
+    gen_options_default(&go);
+    if (policy_create(&m->policy, m->m, m->tok, &go, &e)) goto fail;
+    const vlm_config *c = vlm_get_config(m->m);
+    m->pixels = sevo_malloc((size_t)c->num_channels * c->image_size * c->image_size * sizeof(float), "image", &e);
+    if (!m->pixels) goto fail;
+    *out = m;
+    return 0;
+fail:
+    sevo_model_free(m);
+    return report(&e, err, err_len);
+}
+
+int sevo_model_ask(sevo_model *m, const char *image_path, const char *question, int max_steps,
+                   sevo_answer *out, char *err, size_t err_len) {
+    sevo_error e;
+    const vlm_config *c = vlm_get_config(m->m);
+    memset(out, 0, sizeof *out);
+    if (max_steps < 1) {
+        sevo_fail(&e, "max_steps must be >= 1, got %d", max_steps);
+        return report(&e, err, err_len);
+    }
+    if (image_load(image_path, c->image_size, c->image_mean, c->image_std, m->pixels, &e))
+        return report(&e, err, err_len);
+    trace_result r;
+    if (policy_reason(m->policy, m->pixels, question, max_steps, NULL, NULL, &r, &e))
+        return report(&e, err, err_len);
+    snprintf(out->perception, sizeof out->perception, "%s", r.perception);
+    snprintf(out->answer, sizeof out->answer, "%s", r.answer);
+    out->num_steps = r.n_steps;
+    out->tokens_generated = r.tokens_generated;
+    return 0;
+}
