@@ -148,7 +148,7 @@ int sft_run(const sft_options *o, sevo_error *err) {
         sevo_fail(err, "out of memory (batches)");
         goto done;
     }
-    /* the number of batches depends only on the kinds' sizes, not on the epoch */
+    /* the batch layout of an epoch depends only on the number of examples */
     int n_batches = epoch_order(&es, bs, (uint64_t)cfg->seed, 0, order, batch_start, err);
     if (n_batches < 0) goto done;
     int steps_per_epoch = (n_batches + accum - 1) / accum;
