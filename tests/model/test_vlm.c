@@ -75,6 +75,16 @@ static void random_weights(vlm *m, uint64_t seed) {
     }
 }
 
+/* A model of the given variant with random_weights(seed). */
+static vlm *test_model(vlm_config *c, int variant, uint64_t seed) {
+    small_config(c, variant);
+    vlm *m = NULL;
+    sevo_error err;
+    if (vlm_create(&m, c, &err)) fail_msg("%s", err.msg);
+    random_weights(m, seed);
+    return m;
+}
+
 typedef struct fixture {
     int ids[2 * 12], tg[2 * 12], image_of[2 * 12];
     float images[3 * 8 * 8];
@@ -114,11 +124,7 @@ static double loss_of(vlm *m, fixture *f) {
 
 static void check_gradients(int variant) {
     vlm_config c;
-    small_config(&c, variant);
-    vlm *m = NULL;
-    sevo_error err;
-    assert_int_equal(vlm_create(&m, &c, &err), 0);
-    random_weights(m, 11 + (uint64_t)variant);
+    vlm *m = test_model(&c, variant, 11 + (uint64_t)variant);
     fixture f;
     make_batch(&f, 21);
     loss_of(m, &f);
@@ -189,11 +195,8 @@ static void test_gradients_other_choices(void **state) {
 static void test_kv_cache_matches_full_forward(void **state) {
     (void)state;
     vlm_config c;
-    small_config(&c, 0);
-    vlm *m = NULL;
+    vlm *m = test_model(&c, 0, 5);
     sevo_error err;
-    assert_int_equal(vlm_create(&m, &c, &err), 0);
-    random_weights(m, 5);
     fixture f;
     make_batch(&f, 3);
     int seq[40];
@@ -245,11 +248,8 @@ static void test_kv_cache_matches_full_forward(void **state) {
 static void test_packed_three_sequences(void **state) {
     (void)state;
     vlm_config c;
-    small_config(&c, 0);
-    vlm *m = NULL;
+    vlm *m = test_model(&c, 0, 29);
     sevo_error err;
-    assert_int_equal(vlm_create(&m, &c, &err), 0);
-    random_weights(m, 29);
     sevo_rng rng;
     sevo_rng_seed(&rng, 31, 2);
     enum { S = 3, L = 14, TP = 48 };
@@ -334,11 +334,8 @@ static void test_packed_three_sequences(void **state) {
 static void test_checkpoint_round_trip(void **state) {
     (void)state;
     vlm_config c;
-    small_config(&c, 1);
-    vlm *m = NULL;
+    vlm *m = test_model(&c, 1, 8);
     sevo_error err;
-    assert_int_equal(vlm_create(&m, &c, &err), 0);
-    random_weights(m, 8);
     const char *texts[] = {"a b c d e f g h i j k l m n"};
     sevo_tokenizer *tok = NULL;
     assert_int_equal(tokenizer_build_wordlevel(&tok, texts, 1, PROMPT_SPECIAL_TOKENS, PROMPT_NUM_SPECIAL_TOKENS, &err), 0);
