@@ -160,3 +160,9 @@ int cli_parse(const char *cmd, const char *summary, int argc, char **argv, const
     }
     return 0;
 }
+
+int cli_check_gen_flags(const char *cmd, float temperature, float top_p, int max_new_tokens) {
+    if (temperature >= 0 && top_p > 0 && top_p <= 1 && max_new_tokens >= 1) return 0;
+    fprintf(stderr, "sevo %s: need --temperature >= 0, --top_p in (0,1], --max_new_tokens >= 1\n", cmd);
+    return -1;
+}

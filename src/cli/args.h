@@ -17,6 +17,17 @@ typedef struct cli_flag {
     const char *help;
 } cli_flag;
 
+/* The sampling flags every generating command takes, bound to a gen_options-like set
+ * of variables: float temperature, float top_p, int max_new_tokens, int seed. */
+#define CLI_GEN_FLAGS(temperature, top_p, max_new_tokens, seed)                                     \
+    {"temperature", FLAG_FLOAT, &(temperature), NULL, "sampling temperature (0 = greedy)"},          \
+    {"top_p", FLAG_FLOAT, &(top_p), NULL, "nucleus sampling mass"},                                  \
+    {"max_new_tokens", FLAG_INT, &(max_new_tokens), NULL, "token budget per generated segment"},     \
+    {"seed", FLAG_INT, &(seed), NULL, "sampling seed"}
+
+/* Checks the values of CLI_GEN_FLAGS; prints the problem and returns -1 when bad. */
+int cli_check_gen_flags(const char *cmd, float temperature, float top_p, int max_new_tokens);
+
 /* Parses argv (argv[0] is the command name). Loads --config into cfg first (if cfg is
  * non-NULL), then applies flags in order. Returns 0 on success, 1 if --help was
  * printed, -1 on a usage error (already printed). */

@@ -132,10 +132,7 @@ int cmd_inference(int argc, char **argv) {
         {"output_dir", FLAG_STRING, &out, NULL, "where predictions.jsonl goes (default eval_output_dir)"},
         {"max_samples", FLAG_INT, &max_samples, NULL, "only the first N samples"},
         {"max_reasoning_steps", FLAG_CONFIG, NULL, "hsr_ee.max_reasoning_steps", "at most K reasoning steps"},
-        {"temperature", FLAG_FLOAT, &temperature, NULL, "sampling temperature (0 = greedy)"},
-        {"top_p", FLAG_FLOAT, &top_p, NULL, "nucleus sampling mass"},
-        {"max_new_tokens", FLAG_INT, &max_new, NULL, "token budget per segment"},
-        {"seed", FLAG_INT, &seed, NULL, "sampling seed"},
+        CLI_GEN_FLAGS(temperature, top_p, max_new, seed),
         {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
         {"skip_bad_lines", FLAG_BOOL, &skip_bad, NULL, "report and skip malformed JSONL lines"},
     };
@@ -150,10 +147,7 @@ int cmd_inference(int argc, char **argv) {
         fprintf(stderr, "sevo inference: give --image and --question, or --data_dir\n");
         return 2;
     }
-    if (temperature < 0 || !(top_p > 0 && top_p <= 1) || max_new < 1) {
-        fprintf(stderr, "sevo inference: need --temperature >= 0, --top_p in (0,1], --max_new_tokens >= 1\n");
-        return 2;
-    }
+    if (cli_check_gen_flags("inference", temperature, top_p, max_new)) return 2;
     sevo_threads_init(cfg.num_threads);
     sevo_error err;
     vlm *m = NULL;

@@ -16,6 +16,7 @@ typedef struct subcommand {
 static const subcommand SUBCOMMANDS[] = {
     {"synth", cmd_synth, "render the embedded synthetic visual world"},
     {"sft", cmd_sft, "supervised fine-tuning (stage 1)"},
+    {"generate-ipr-data", cmd_ipr, "stage 2: IPR preference pairs from the model's failed perceptions"},
     {"inference", cmd_inference, "perceive, reason and answer (one image or a JSONL set)"},
     {"config", cmd_config, "print or check the effective configuration"},
     {"bench", cmd_bench, "measure training, prefill and decode speed"},

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -140,4 +142,31 @@ static int remove_entry(const char *p, const struct stat *st, int flag, struct F
 int sevo_remove_tree(const char *path) {
     if (!sevo_dir_exists(path) && !sevo_file_exists(path)) return 0;
     return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int sevo_path_relative(char *out, size_t n, const char *dir, const char *path) {
+    char a[PATH_MAX], b[PATH_MAX];
+    if (!realpath(dir, a) || !realpath(path, b)) {
+        snprintf(out, n, "%s", path);
+        return -1;
+    }
+    /* both are absolute and canonical: skip their common leading components, then one
+     * ".." per remaining component of dir, then the rest of path */
+    size_t i = 0, ca = 0, cb = 0; /* ca, cb: where the first differing component starts */
+    for (;;) {
+        size_t ea = i, eb = i;
+        while (a[ea] && a[ea] != '/') ea++;
+        while (b[eb] && b[eb] != '/') eb++;
+        if (ea != eb || strncmp(a + i, b + i, ea - i) != 0) break;
+        ca = cb = ea;
+        if (!a[ea] || !b[eb]) break;
+        i = ea + 1;
+    }
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t k = ca; a[k]; k++)
+        if (a[k] == '/' && a[k + 1]) o += (size_t)snprintf(out + (o < n ? o : n), o < n ? n - o : 0, "../");
+    const char *rest = b + cb + (b[cb] == '/');
+    o += (size_t)snprintf(out + (o < n ? o : n), o < n ? n - o : 0, "%s", rest);
+    return o < n ? 0 : -1;
 }

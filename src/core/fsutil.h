@@ -34,6 +34,10 @@ int sevo_dir_exists(const char *path);
 void sevo_path_join(char *out, size_t n, const char *dir, const char *name);
 /* Writes the directory part of path into out ("." when there is none). */
 void sevo_path_dirname(char *out, size_t n, const char *path);
+/* Writes path relative to dir into out ("../images/x.png"), both resolved through
+ * realpath; when either does not exist, path itself. 0, or -1 when it fell back or
+ * out was too small. */
+int sevo_path_relative(char *out, size_t n, const char *dir, const char *path);
 /* Removes a directory tree (used for replacing checkpoint directories). */
 int sevo_remove_tree(const char *path);
 

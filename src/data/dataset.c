@@ -16,12 +16,10 @@
 
 #include "core/fsutil.h"
 #include "core/jsonutil.h"
+#include "data/jsonl.h"
 #include "core/strbuf.h"
 
-/* parse_line's failures: a bad line may be skipped; running out of memory may not.
- * BAD_LINE is what sevo_fail returns, so "return sevo_fail(...)" reports a bad line. */
-#define BAD_LINE (-1)
-#define FATAL (-2)
+#define FATAL JSONL_FATAL
 
 static void sample_free(sevo_sample *s) {
     free(s->image);
@@ -50,24 +48,6 @@ static char *dup_str(const char *s, sevo_error *err) {
 
 static int is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* Reads an optional string field: absent or null leaves *out NULL. */
-static int opt_string(const cJSON *obj, const char *key, char **out, sevo_error *err) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    *out = NULL;
-    if (!j || cJSON_IsNull(j)) return 0;
-    if (!cJSON_IsString(j))
-        return sevo_fail(err, "field '%s': expected a string, got %s", key, json_kind(j));
-    *out = dup_str(j->valuestring, err);
-    return *out ? 0 : FATAL;
-}
-
-static int req_string(const cJSON *obj, const char *key, char **out, sevo_error *err) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    *out = NULL;
-    if (!j || cJSON_IsNull(j)) return sevo_fail(err, "field '%s': missing", key);
-    return opt_string(obj, key, out, err);
 }
 
 /* Removes every "<image>" with the whitespace around it; the pieces it separated are
@@ -99,22 +79,10 @@ static char *strip_image_tag(const char *s, sevo_error *err) {
 /* The fields shared by every sample of a line. */
 static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_error *err) {
     int rc;
-    char *image = NULL;
-    if ((rc = opt_string(obj, "image", &image, err)) != 0) return rc;
-    if (image && image[0]) {
-        /* Resolve against the JSONL file's directory unless absolute. */
-        size_t n = strlen(dir) + strlen(image) + 2;
-        s->image = sevo_malloc(n, "image path", err);
-        if (!s->image) {
-            free(image);
-            return FATAL;
-        }
-        sevo_path_join(s->image, n, dir, image);
-    }
-    free(image); /* "" means no image, like an absent field */
-    if ((rc = opt_string(obj, "perception", &s->perception, err)) != 0 ||
-        (rc = opt_string(obj, "type", &s->type, err)) != 0 ||
-        (rc = opt_string(obj, "wrong_perception", &s->wrong_perception, err)) != 0)
+    if ((rc = jsonl_opt_path(obj, "image", dir, &s->image, err)) != 0 ||
+        (rc = jsonl_opt_string(obj, "perception", &s->perception, err)) != 0 ||
+        (rc = jsonl_opt_string(obj, "type", &s->type, err)) != 0 ||
+        (rc = jsonl_opt_string(obj, "wrong_perception", &s->wrong_perception, err)) != 0)
         return rc;
     const cJSON *depth = cJSON_GetObjectItemCaseSensitive(obj, "depth");
     if (depth && !cJSON_IsNull(depth)) {
@@ -257,36 +225,20 @@ static int parse_conversations(const cJSON *conv, const sevo_sample *tmpl, sampl
     return 0;
 }
 
-/* Parses one non-blank line into one or more samples appended to l. On failure l holds
- * what it held before. */
-static int parse_line(sample_list *l, const char *dir, const char *text, size_t len, int line,
-                      sevo_error *err) {
-    const char *end = NULL;
-    cJSON *obj = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!obj) {
-        size_t col = end && end >= text ? (size_t)(end - text) + 1 : 1;
-        return sevo_fail(err, "invalid JSON (at column %zu)", col);
-    }
-    int rc = BAD_LINE, first = l->n;
+/* Parses one line's object into one or more samples appended to the list. On failure
+ * the list holds what it held before. */
+static int parse_object(void *ctx, const cJSON *obj, const char *dir, int line, sevo_error *err) {
+    sample_list *l = ctx;
+    int rc, first = l->n;
     sevo_sample tmpl = {.line = line};
-    while (end < text + len && is_space(*end))
-        end++;
-    if (end < text + len) {
-        sevo_fail(err, "invalid JSON (unexpected text at column %zu)", (size_t)(end - text) + 1);
-        goto done;
-    }
-    if (!cJSON_IsObject(obj)) {
-        sevo_fail(err, "expected a JSON object, got %s", json_kind(obj));
-        goto done;
-    }
     if ((rc = parse_common(obj, dir, &tmpl, err)) != 0) goto done;
     const cJSON *conv = cJSON_GetObjectItemCaseSensitive(obj, "conversations");
     if (conv && !cJSON_GetObjectItemCaseSensitive(obj, "question")) {
         rc = parse_conversations(conv, &tmpl, l, err);
     } else {
         char *q = NULL, *a = NULL;
-        if ((rc = req_string(obj, "question", &q, err)) != 0 ||
-            (rc = req_string(obj, "answer", &a, err)) != 0) {
+        if ((rc = jsonl_req_string(obj, "question", &q, err)) != 0 ||
+            (rc = jsonl_req_string(obj, "answer", &a, err)) != 0) {
             free(q);
             goto done;
         }
@@ -297,60 +249,20 @@ done:
         while (l->n > first)
             sample_free(&l->v[--l->n]);
     sample_free(&tmpl);
-    cJSON_Delete(obj);
     return rc;
 }
 
 int dataset_load_jsonl(sevo_dataset *ds, const char *path, int skip_bad_lines, sevo_error *err) {
     memset(ds, 0, sizeof *ds);
     snprintf(ds->path, sizeof ds->path, "%s", path);
-    char *text = NULL;
-    size_t len = 0;
-    if (sevo_read_file(path, &text, &len, err) != 0) return -1;
-    /* Relative image paths are relative to this directory; a bare file name gives ""
-     * so that "img.png" stays "img.png" rather than "./img.png". */
-    char dir[4096] = "";
-    if (strchr(path, '/')) sevo_path_dirname(dir, sizeof dir, path);
-
     sample_list l = {0};
-    int line = 0, skipped = 0;
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *e = nl ? nl : end;
-        line++;
-        const char *a = p;
-        while (a < e && is_space(*a))
-            a++;
-        if (a < e) {
-            sevo_error lerr;
-            int rc = parse_line(&l, dir, p, (size_t)(e - p), line, &lerr);
-            if (rc == BAD_LINE && skip_bad_lines) {
-                fprintf(stderr, "warning: %s:%d: %s (skipped)\n", path, line, lerr.msg);
-                skipped++;
-            } else if (rc != 0) {
-                sevo_fail(err, "%s:%d: %s", path, line, lerr.msg);
-                goto fail;
-            }
-        }
-        p = e + 1;
+    if (jsonl_read(path, skip_bad_lines, "samples", parse_object, &l, err) < 0) {
+        for (int i = 0; i < l.n; i++)
+            sample_free(&l.v[i]);
+        free(l.v);
+        return -1;
     }
-    if (l.n == 0) {
-        if (skipped)
-            sevo_fail(err, "%s: no valid samples (%d bad line%s skipped)", path, skipped,
-                      skipped == 1 ? "" : "s");
-        else
-            sevo_fail(err, "%s: no samples (empty file)", path);
-        goto fail;
-    }
-    free(text);
     ds->samples = l.v;
     ds->n = l.n;
     return 0;
-fail:
-    free(text);
-    for (int i = 0; i < l.n; i++)
-        sample_free(&l.v[i]);
-    free(l.v);
-    return -1;
 }

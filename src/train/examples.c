@@ -83,6 +83,7 @@ void batch_buf_free(batch_buf *bb) {
     free(bb->images);
     free(bb->image_map);
     free(bb->row_fill);
+    free(bb->ex_start);
     memset(bb, 0, sizeof *bb);
 }
 
@@ -104,6 +105,9 @@ int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, i
     int rows_cap = bb->cap_rows;
     if (grow_ints(&bb->row_fill, &rows_cap, n, err)) return -1;
     bb->cap_rows = rows_cap;
+    int ex_cap = bb->cap_ex;
+    if (grow_ints(&bb->ex_start, &ex_cap, n, err)) return -1;
+    bb->cap_ex = ex_cap;
     int B = 0;
     for (int i = 0; i < n; i++) {
         int len = s->ex[idx[i]].n, r = 0;
@@ -146,6 +150,7 @@ int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, i
         while (bb->row_fill[r] + e->n > T) r++;
         int start = r * T + bb->row_fill[r];
         bb->row_fill[r] += e->n;
+        bb->ex_start[i] = start;
         int slot = -1;
         if (e->image >= 0) {
             /* one slot per distinct image of the batch (a DPO pair shares its image) */
@@ -170,20 +175,4 @@ int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, i
                         .seg_start = bb->seg_start, .images = bb->images, .n_images = n_img,
                         .image_of = bb->image_of};
     return 0;
-}
-
-int epoch_max_batches(const example_set *s, int bs) { return (s->n + bs - 1) / bs; }
-
-int epoch_order(const example_set *s, int bs, uint64_t seed, int epoch, int *order, int *batch_start,
-                sevo_error *err) {
-    (void)err;
-    int n = s->n;
-    sevo_rng rng;
-    sevo_rng_seed(&rng, seed, 0xe90c + (uint64_t)epoch);
-    for (int i = 0; i < n; i++) order[i] = i;
-    sevo_rng_shuffle(&rng, order, n);
-    int nb = 0;
-    for (int b = 0; b < n; b += bs) batch_start[nb++] = b;
-    batch_start[nb] = n;
-    return nb;
 }

@@ -42,7 +42,8 @@ typedef struct batch_buf {
     float *images;
     int *image_map; /* example image -> batch image slot, scratch */
     int *row_fill;  /* scratch for packing */
-    int cap_tokens, cap_images_batch, cap_images, cap_rows;
+    int *ex_start;  /* [n]: flat index (row * T + column) of each example's first token */
+    int cap_tokens, cap_images_batch, cap_images, cap_rows, cap_ex;
     int n_targets;  /* tokens with a target in the assembled batch */
     vlm_batch b;
 } batch_buf;
@@ -50,21 +51,9 @@ typedef struct batch_buf {
 void batch_buf_init(batch_buf *bb);
 void batch_buf_free(batch_buf *bb);
 /* Packs examples idx[0..n) into rows of row_len tokens (longer examples get a row of
- * their own length). */
+ * their own length). Example idx[i] occupies tokens ex_start[i] .. ex_start[i] + its
+ * length - 1 of the flat [B*T] batch. */
 int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, int row_len,
                    sevo_error *err);
-
-/* Orders examples into batches for one epoch, deterministic in (seed, epoch): a plain
- * shuffle cut into batches. Not sorted or grouped by length: that makes batches uniform
- * in scene size (length follows the number of objects) or in sub-policy, and such
- * biased batches stall a from-scratch vision tower (measured after 3 epochs: test
- * perception recall 4% length-sorted, token loss 0.45 grouped by sub-policy, against
- * recall 18% and loss 0.27 with plain shuffled batches). batch_start receives the first
- * index of each batch (n_batches + 1 entries, the last = n); returns the number of
- * batches, -1 on error. */
-int epoch_order(const example_set *s, int batch_size, uint64_t seed, int epoch, int *order,
-                int *batch_start, sevo_error *err);
-/* The number of batches epoch_order makes. */
-int epoch_max_batches(const example_set *s, int batch_size);
 
 #endif

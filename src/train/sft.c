@@ -1,7 +1,6 @@
 /* sft.c: the supervised fine-tuning loop (stage 1). */
 #include "train/sft.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +11,7 @@
 #include "model/checkpoint.h"
 #include "model/prompt.h"
 #include "train/examples.h"
-#include "train/trainer_io.h"
+#include "train/trainer.h"
 
 /* Every text a WordLevel vocabulary must cover: the data plus the refinement prompt. */
 static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokenizer **tok, sevo_error *err) {
@@ -109,6 +108,43 @@ static int make_model(const sevo_config *cfg, const sevo_dataset *ds, vlm **m, s
     return 0;
 }
 
+/* One SFT step: the mean token cross-entropy over every target token of its micro-batches. */
+typedef struct sft_ctx {
+    const example_set *es;
+    batch_buf bb;
+    float *logp, *dlogp;
+    int row_len, pad_id;
+} sft_ctx;
+
+static int sft_step(void *vctx, vlm *m, const int *order, const int *batch_start, int b0, int b1,
+                    trainer_step_result *r, sevo_error *err) {
+    sft_ctx *x = vctx;
+    /* count the step's target tokens first: the loss is the mean over all of them */
+    long long step_targets = 0;
+    for (int b = b0; b < b1; b++)
+        for (int i = batch_start[b]; i < batch_start[b + 1]; i++) {
+            const train_example *e = &x->es->ex[order[i]];
+            for (int t = 1; t < e->n; t++) step_targets += e->loss[t];
+        }
+    float scale = step_targets > 0 ? -1.0f / (float)step_targets : 0.0f;
+    double loss = 0;
+    for (int b = b0; b < b1; b++) {
+        int k = batch_start[b];
+        if (batch_assemble(&x->bb, x->es, order + k, batch_start[b + 1] - k, x->pad_id, x->row_len, err) ||
+            vlm_forward(m, &x->bb.b, x->logp, err))
+            return -1;
+        int N = x->bb.b.B * x->bb.b.T;
+        for (int i = 0; i < N; i++) {
+            x->dlogp[i] = x->bb.targets[i] >= 0 ? scale : 0.0f;
+            loss -= x->logp[i];
+        }
+        vlm_backward(m, x->dlogp);
+        r->tokens += N;
+    }
+    r->metrics[0] = loss / (double)(step_targets > 0 ? step_targets : 1);
+    return 0;
+}
+
 int sft_run(const sft_options *o, sevo_error *err) {
     const sevo_config *cfg = o->cfg;
     const sevo_sft_section *h = &cfg->sft;
@@ -117,14 +153,10 @@ int sft_run(const sft_options *o, sevo_error *err) {
     vlm *m = NULL;
     sevo_tokenizer *tok = NULL;
     example_set es;
-    batch_buf bb;
-    adamw opt = {0};
-    int *order = NULL, *batch_start = NULL;
-    float *logp = NULL, *dlogp = NULL;
-    FILE *metrics = NULL;
+    sft_ctx x = {.es = &es};
     int rc = -1;
     example_set_init(&es, 0);
-    batch_buf_init(&bb);
+    batch_buf_init(&x.bb);
 
     sevo_path_join(path, sizeof path, o->data_dir, "train.jsonl");
     if (!sevo_file_exists(path))
@@ -140,127 +172,34 @@ int sft_run(const sft_options *o, sevo_error *err) {
         sevo_fail(err, "%s: no training examples", path);
         goto done;
     }
-    int bs = h->batch_size, accum = h->gradient_accumulation_steps;
-    int max_batches = epoch_max_batches(&es, bs);
-    batch_start = malloc((size_t)(max_batches + 1) * sizeof *batch_start);
-    order = malloc((size_t)es.n * sizeof *order);
-    if (!batch_start || !order) {
-        sevo_fail(err, "out of memory (batches)");
-        goto done;
-    }
-    /* the batch layout of an epoch depends only on the number of examples */
-    int n_batches = epoch_order(&es, bs, (uint64_t)cfg->seed, 0, order, batch_start, err);
-    if (n_batches < 0) goto done;
-    int steps_per_epoch = (n_batches + accum - 1) / accum;
-    int total = steps_per_epoch * h->num_epochs;
-    if (o->max_steps > 0 && o->max_steps < total) total = o->max_steps;
-    int warmup = (int)ceilf(h->warmup_ratio * (float)total);
-    if (adamw_init(&opt, vlm_num_params(m), err) || sevo_mkdirs(o->output_dir, err)) goto done;
     /* rows of twice the longest example: packing leaves little padding, and attention
      * cost stays per example */
-    int row_len = 0;
-    for (int i = 0; i < es.n; i++) row_len = es.ex[i].n > row_len ? es.ex[i].n : row_len;
-    row_len *= 2;
-    size_t max_tokens = (size_t)bs * row_len;
-    logp = malloc(max_tokens * sizeof *logp);
-    dlogp = malloc(max_tokens * sizeof *dlogp);
-    if (!order || !logp || !dlogp) {
+    for (int i = 0; i < es.n; i++) x.row_len = es.ex[i].n > x.row_len ? es.ex[i].n : x.row_len;
+    x.row_len *= 2;
+    x.pad_id = c->pad_token_id;
+    size_t max_tokens = (size_t)h->batch_size * x.row_len;
+    x.logp = malloc(max_tokens * sizeof *x.logp);
+    x.dlogp = malloc(max_tokens * sizeof *x.dlogp);
+    if (!x.logp || !x.dlogp) {
         sevo_fail(err, "out of memory (training buffers)");
         goto done;
     }
-    trainer_state st = {.global_step = 0, .total_steps = total, .epoch = 0, .seed = cfg->seed,
-                        .num_threads = cfg->num_threads};
-    if (o->resume) {
-        char ck[4096];
-        int found = trainer_find_checkpoint(o->output_dir, ck, sizeof ck, err);
-        if (found < 0) goto done;
-        if (found == 0) {
-            if (trainer_load_checkpoint(ck, m, &opt, &st, err)) goto done;
-            if (o->verbose) printf("resuming from %s (step %d of %d)\n", ck, st.global_step, total);
-        }
-    }
-    if (!(metrics = metrics_open(o->output_dir, st.global_step, err))) goto done;
     if (o->verbose)
-        printf("sft: %d records -> %d examples, %d images, %zu parameters; %d steps (%d per epoch), "
-               "batch %d x %d\n", ds.n, es.n, es.n_images, vlm_num_params(m), total, steps_per_epoch, bs, accum);
-
-    double t_start = sevo_now(), t_log = t_start;
-    long long tokens_since_log = 0;
-    double loss_sum = 0;
-    int loss_count = 0;
-    while (st.global_step < total) {
-        int epoch = st.global_step / steps_per_epoch;
-        int step_in_epoch = st.global_step % steps_per_epoch;
-        if (epoch_order(&es, bs, (uint64_t)cfg->seed, epoch, order, batch_start, err) < 0) goto done;
-        for (int s = step_in_epoch; s < steps_per_epoch && st.global_step < total; s++) {
-            int b0 = s * accum, b1 = b0 + accum < n_batches ? b0 + accum : n_batches;
-            /* count the step's target tokens first: the loss is the mean over all of them */
-            long long step_targets = 0;
-            for (int b = b0; b < b1; b++) {
-                int k = batch_start[b], n = batch_start[b + 1] - k;
-                for (int i = 0; i < n; i++) {
-                    const train_example *e = &es.ex[order[k + i]];
-                    for (int t = 1; t < e->n; t++) step_targets += e->loss[t];
-                }
-            }
-            vlm_zero_grads(m);
-            double step_loss = 0;
-            for (int b = b0; b < b1; b++) {
-                int k = batch_start[b], n = batch_start[b + 1] - k;
-                if (batch_assemble(&bb, &es, order + k, n, c->pad_token_id, row_len, err)) goto done;
-                if (vlm_forward(m, &bb.b, logp, err)) goto done;
-                int N = bb.b.B * bb.b.T;
-                float scale = step_targets > 0 ? -1.0f / (float)step_targets : 0.0f;
-                for (int i = 0; i < N; i++) {
-                    dlogp[i] = bb.targets[i] >= 0 ? scale : 0.0f;
-                    step_loss -= logp[i];
-                }
-                vlm_backward(m, dlogp);
-                tokens_since_log += N;
-            }
-            step_loss /= (double)(step_targets > 0 ? step_targets : 1);
-            float gnorm = clip_grad_norm(m, h->max_grad_norm);
-            float lr = lr_at(st.global_step, total, warmup, h->learning_rate);
-            adamw_step(&opt, m, lr, h->weight_decay);
-            st.global_step++;
-            st.epoch = st.global_step / steps_per_epoch;
-            loss_sum += step_loss;
-            loss_count++;
-            if (st.global_step % cfg->logging_steps == 0 || st.global_step == total) {
-                double now = sevo_now();
-                double tps = tokens_since_log / (now - t_log > 1e-9 ? now - t_log : 1e-9);
-                fprintf(metrics,
-                        "{\"step\":%d,\"epoch\":%.4f,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
-                        "\"tokens_per_sec\":%.1f}\n",
-                        st.global_step, (double)st.global_step / steps_per_epoch, loss_sum / loss_count, lr,
-                        gnorm, tps);
-                fflush(metrics);
-                if (o->verbose)
-                    printf("step %5d/%d  epoch %.2f  loss %.4f  lr %.2e  grad_norm %.3f  %.0f tok/s  %.0fs\n",
-                           st.global_step, total, (double)st.global_step / steps_per_epoch,
-                           loss_sum / loss_count, lr, gnorm, tps, now - t_start);
-                fflush(stdout);
-                t_log = now;
-                tokens_since_log = 0;
-                loss_sum = 0;
-                loss_count = 0;
-            }
-            if (st.global_step % cfg->save_steps == 0 && st.global_step < total) {
-                if (trainer_save_checkpoint(o->output_dir, m, tok, &opt, &st, err)) goto done;
-            }
-        }
-    }
-    if (trainer_save_final(o->output_dir, m, tok, &opt, &st, err)) goto done;
-    if (o->verbose) printf("sft: wrote %s (%.1fs)\n", o->output_dir, sevo_now() - t_start);
-    rc = 0;
+        printf("sft: %d records -> %d examples, %d images\n", ds.n, es.n, es.n_images);
+    static const char *const names[] = {"loss"};
+    trainer_task task = {.name = "sft", .n_items = es.n, .n_metrics = 1, .metric_names = names, .ctx = &x,
+                         .step = sft_step};
+    trainer_options to = {.batch_size = h->batch_size, .gradient_accumulation_steps = h->gradient_accumulation_steps,
+                          .num_epochs = h->num_epochs, .max_steps = o->max_steps, .learning_rate = h->learning_rate,
+                          .warmup_ratio = h->warmup_ratio, .weight_decay = h->weight_decay,
+                          .max_grad_norm = h->max_grad_norm, .seed = cfg->seed, .num_threads = cfg->num_threads,
+                          .logging_steps = cfg->logging_steps, .save_steps = cfg->save_steps,
+                          .output_dir = o->output_dir, .resume = o->resume, .verbose = o->verbose};
+    rc = trainer_run(&task, &to, m, tok, err);
 done:
-    if (metrics) fclose(metrics);
-    free(order);
-    free(batch_start);
-    free(logp);
-    free(dlogp);
-    adamw_release(&opt);
-    batch_buf_free(&bb);
+    free(x.logp);
+    free(x.dlogp);
+    batch_buf_free(&x.bb);
     example_set_free(&es);
     vlm_free(m);
     tokenizer_free(tok);

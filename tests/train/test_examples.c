@@ -1,6 +1,5 @@
 /* test_examples.c: batch assembly. Packing examples into shared rows must give every
- * example exactly the log-probabilities it gets in a row of its own, and the epoch
- * order must be a deterministic permutation. */
+ * example exactly the log-probabilities it gets in a row of its own. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,26 +45,19 @@ static void small_model(vlm **m) {
     for (size_t i = 0; i < vlm_num_params(*m); i++) p[i] += 0.2f * sevo_rng_normal(&rng);
 }
 
-/* Sum of log p over example e's targets in an assembled batch, found by its tokens. */
+/* Sum of log p over each example's tokens, found through ex_start; the tokens there
+ * must be the example's own. */
 static void per_example_logp(const batch_buf *bb, const float *logp, const example_set *s, const int *idx,
                              int n, double *out) {
-    /* examples are laid out in order within rows; walk each row's segments */
-    int N = bb->b.B * bb->b.T;
-    int found = 0;
-    for (int i = 0; i < N && found < n; i++) {
-        if (bb->seg_start[i] != i % bb->b.T || bb->ids[i] != 2) continue; /* a sequence starts with <bos> */
-        /* which example: match the token sequence */
-        for (int k = 0; k < n; k++) {
-            const train_example *e = &s->ex[idx[k]];
-            if (i + e->n > N || memcmp(bb->ids + i, e->ids, (size_t)e->n * sizeof(int)) != 0) continue;
-            double sum = 0;
-            for (int t = 0; t < e->n; t++) sum += logp[i + t];
-            out[k] = sum;
-            found++;
-            break;
-        }
+    for (int k = 0; k < n; k++) {
+        const train_example *e = &s->ex[idx[k]];
+        int i = bb->ex_start[k];
+        assert_true(i >= 0 && i + e->n <= bb->b.B * bb->b.T);
+        assert_memory_equal(bb->ids + i, e->ids, (size_t)e->n * sizeof(int));
+        double sum = 0;
+        for (int t = 0; t < e->n; t++) sum += logp[i + t];
+        out[k] = sum;
     }
-    assert_int_equal(found, n);
 }
 
 static void test_packing_matches_one_row_each(void **state) {
@@ -120,29 +112,9 @@ static void test_packing_matches_one_row_each(void **state) {
     vlm_free(m);
 }
 
-static void test_epoch_order_is_a_deterministic_permutation(void **state) {
-    (void)state;
-    example_set s;
-    example_set_init(&s, 0);
-    s.n = 37;
-    int o1[37], o2[37], b1[40], b2[40];
-    sevo_error err;
-    int nb = epoch_order(&s, 8, 5, 2, o1, b1, &err);
-    assert_int_equal(nb, 5);
-    assert_int_equal(epoch_order(&s, 8, 5, 2, o2, b2, &err), nb);
-    assert_memory_equal(o1, o2, sizeof o1);
-    int seen[37] = {0};
-    for (int i = 0; i < 37; i++) seen[o1[i]]++;
-    for (int i = 0; i < 37; i++) assert_int_equal(seen[i], 1);
-    assert_int_equal(b1[nb], 37);
-    epoch_order(&s, 8, 5, 3, o2, b2, &err);
-    assert_true(memcmp(o1, o2, sizeof o1) != 0);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_packing_matches_one_row_each),
-        cmocka_unit_test(test_epoch_order_is_a_deterministic_permutation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,210 @@
+/* ipr.c: Iterative Perception Refinement (see ipr.h). */
+#include "method/ipr.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "core/progress.h"
+#include "core/threads.h"
+#include "data/answer.h"
+#include "data/dataset.h"
+#include "data/image.h"
+#include "data/preferences.h"
+#include "model/checkpoint.h"
+
+static int is_blank(const char *s) {
+    while (*s == ' ' || *s == '\t' || *s == '\n') s++;
+    return *s == '\0';
+}
+
+/* Valid(c): π_text, answering from the description alone, gets the ground truth. A
+ * blank description is never valid (and could not be a pair's text). */
+static int perception_valid(vlm_policy *p, const char *question, const char *c, const char *gt, char *answer,
+                            int *valid, sevo_error *err) {
+    answer[0] = '\0';
+    *valid = 0;
+    if (is_blank(c)) return 0;
+    if (policy_text_answer(p, question, c, answer, TRACE_TEXT, err)) return -1;
+    *valid = answer_correct(answer, gt);
+    return 0;
+}
+
+int ipr_process_sample(vlm_policy *p, const float *image, const char *question, const char *ground_truth,
+                       int max_refinement, const char *tmpl, ipr_sample_result *r, sevo_error *err) {
+    memset(r, 0, sizeof *r);
+    if (max_refinement > IPR_MAX_ITERATIONS) max_refinement = IPR_MAX_ITERATIONS;
+    int valid;
+    if (policy_perceive(p, image, question, r->initial, sizeof r->initial, err) ||
+        perception_valid(p, question, r->initial, ground_truth, r->answer, &valid, err))
+        return -1;
+    if (valid) {
+        r->outcome = IPR_INITIALLY_CORRECT;
+        return 0;
+    }
+    r->outcome = IPR_FAILED;
+    /* a blank c_0 cannot be the rejected side of a pair */
+    if (is_blank(r->initial)) return 0;
+    char prev[TRACE_TEXT];
+    snprintf(prev, sizeof prev, "%s", r->initial);
+    for (int i = 1; i <= max_refinement; i++) {
+        if (policy_refine(p, image, question, prev, tmpl, r->refined, sizeof r->refined, err) ||
+            perception_valid(p, question, r->refined, ground_truth, r->answer, &valid, err))
+            return -1;
+        if (valid) {
+            r->outcome = IPR_REFINED;
+            r->iteration = i;
+            return 0;
+        }
+        snprintf(prev, sizeof prev, "%s", r->refined);
+    }
+    return 0;
+}
+
+void ipr_stats_add(ipr_stats *s, const ipr_sample_result *r) {
+    s->total_samples++;
+    if (r->outcome == IPR_INITIALLY_CORRECT) {
+        s->initially_correct++;
+    } else if (r->outcome == IPR_REFINED) {
+        s->refined_success++;
+        s->pairs_generated++;
+        if (r->iteration >= 1 && r->iteration <= IPR_MAX_ITERATIONS) s->success_per_iteration[r->iteration]++;
+    } else {
+        s->refined_failed++;
+    }
+}
+
+double ipr_success_rate(const ipr_stats *s) {
+    int failed_first = s->total_samples - s->initially_correct;
+    return failed_first > 0 ? (double)s->refined_success / failed_first : 0.0;
+}
+
+double ipr_pair_yield(const ipr_stats *s) {
+    return s->total_samples > 0 ? (double)s->pairs_generated / s->total_samples : 0.0;
+}
+
+int ipr_stats_save(const ipr_stats *s, const char *path, sevo_error *err) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *per = o ? cJSON_AddObjectToObject(o, "success_per_iteration") : NULL;
+    if (!per) {
+        cJSON_Delete(o);
+        return sevo_fail(err, "out of memory (ipr_stats)");
+    }
+    cJSON_AddNumberToObject(o, "total_samples", s->total_samples);
+    cJSON_AddNumberToObject(o, "initially_correct", s->initially_correct);
+    cJSON_AddNumberToObject(o, "refined_success", s->refined_success);
+    cJSON_AddNumberToObject(o, "refined_failed", s->refined_failed);
+    cJSON_AddNumberToObject(o, "pairs_generated", s->pairs_generated);
+    int n = s->max_refinement < IPR_MAX_ITERATIONS ? s->max_refinement : IPR_MAX_ITERATIONS;
+    for (int i = 1; i <= n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", i);
+        cJSON_AddNumberToObject(per, key, s->success_per_iteration[i]);
+    }
+    cJSON_AddNumberToObject(o, "success_rate", ipr_success_rate(s));
+    cJSON_AddNumberToObject(o, "pair_yield", ipr_pair_yield(s));
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!text) return sevo_fail(err, "out of memory (ipr_stats)");
+    size_t len = strlen(text);
+    text[len] = '\n'; /* cJSON_Print leaves room only for the NUL: rewrite it as the newline */
+    int rc = sevo_write_file_atomic(path, text, len + 1, err);
+    free(text);
+    return rc;
+}
+
+int ipr_run(const ipr_options *o, ipr_stats *stats, sevo_error *err) {
+    const sevo_config *cfg = o->cfg;
+    memset(stats, 0, sizeof *stats);
+    stats->max_refinement = o->max_refinement;
+    sevo_dataset ds = {0};
+    vlm *m = NULL;
+    sevo_tokenizer *tok = NULL;
+    vlm_policy *pol = NULL;
+    float *img = NULL;
+    sevo_atomic_file pairs = {0}, failed = {0};
+    int rc = -1, failed_open = 0;
+    char path[4096], rel[4096];
+    if (o->max_refinement < 0 || o->max_refinement > IPR_MAX_ITERATIONS)
+        return sevo_fail(err, "--max_refinement %d: expected 0..%d", o->max_refinement, IPR_MAX_ITERATIONS);
+    if (checkpoint_load_model(o->model_path, &m, &tok, err)) return -1;
+    if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err) || policy_create(&pol, m, tok, &o->gen, err))
+        goto done;
+    const vlm_config *c = vlm_get_config(m);
+    if (!(img = sevo_malloc((size_t)c->num_channels * c->image_size * c->image_size * sizeof(float), "image", err)))
+        goto done;
+    if (sevo_mkdirs(o->output_dir, err)) goto done;
+    sevo_path_join(path, sizeof path, o->output_dir, "preferences.jsonl");
+    if (sevo_atomic_open(&pairs, path, err)) goto done;
+    if (!cfg->ipr.discard_failed_samples) {
+        sevo_path_join(path, sizeof path, o->output_dir, "failed_samples.jsonl");
+        if (sevo_atomic_open(&failed, path, err)) goto done;
+        failed_open = 1;
+    }
+    int n = o->max_samples > 0 && o->max_samples < ds.n ? o->max_samples : ds.n;
+    sevo_progress pr;
+    progress_start(&pr, stderr, "ipr", n);
+    for (int i = 0; i < n; i++) {
+        const sevo_sample *s = &ds.samples[i];
+        if (!s->image) {
+            sevo_fail(err, "%s:%d: field 'image': missing (IPR re-examines the image)", ds.path, s->line);
+            goto done;
+        }
+        if (image_load(s->image, c->image_size, c->image_mean, c->image_std, img, err)) {
+            sevo_fail_prefix(err, "%s:%d: field 'image'", ds.path, s->line);
+            goto done;
+        }
+        ipr_sample_result r;
+        if (ipr_process_sample(pol, img, s->question, s->answer, o->max_refinement,
+                               cfg->ipr.refinement_prompt_template, &r, err)) {
+            sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
+            goto done;
+        }
+        ipr_stats_add(stats, &r);
+        /* image paths relative to the output directory, so the set moves as a whole */
+        sevo_path_relative(rel, sizeof rel, o->output_dir, s->image);
+        if (r.outcome == IPR_REFINED &&
+            preference_write(pairs.f, rel, s->question, s->answer, r.refined, r.initial, r.iteration, err))
+            goto done;
+        if (r.outcome == IPR_FAILED && failed_open && !is_blank(r.initial)) {
+            cJSON *j = cJSON_CreateObject();
+            char *line = NULL;
+            if (j && cJSON_AddStringToObject(j, "image_path", rel) &&
+                cJSON_AddStringToObject(j, "question", s->question) &&
+                cJSON_AddStringToObject(j, "ground_truth", s->answer) &&
+                cJSON_AddStringToObject(j, "rejected", r.initial) &&
+                cJSON_AddNumberToObject(j, "iteration", o->max_refinement))
+                line = cJSON_PrintUnformatted(j);
+            cJSON_Delete(j);
+            if (!line) {
+                sevo_fail(err, "out of memory (failed sample)");
+                goto done;
+            }
+            fprintf(failed.f, "%s\n", line);
+            free(line);
+        }
+        char extra[96];
+        snprintf(extra, sizeof extra, "pairs %d  correct %d", stats->pairs_generated, stats->initially_correct);
+        progress_update(&pr, i + 1, extra);
+    }
+    progress_finish(&pr, NULL);
+    /* stats last: its presence says the set is complete */
+    if (sevo_atomic_commit(&pairs, err) || (failed_open && sevo_atomic_commit(&failed, err))) goto done;
+    failed_open = 0;
+    sevo_path_join(path, sizeof path, o->output_dir, "ipr_stats.json");
+    if (ipr_stats_save(stats, path, err)) goto done;
+    rc = 0;
+done:
+    if (rc) {
+        if (pairs.f) sevo_atomic_abort(&pairs);
+        if (failed_open && failed.f) sevo_atomic_abort(&failed);
+    }
+    free(img);
+    policy_free(pol);
+    vlm_free(m);
+    tokenizer_free(tok);
+    dataset_free(&ds);
+    return rc;
+}
