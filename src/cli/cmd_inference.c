@@ -1,7 +1,6 @@
 /* cmd_inference.c: `sevo inference` runs the perceive -> reason -> answer trace on one
  * image (--image, --question) or on a JSONL split of a data directory, writing
  * predictions.jsonl (DESIGN §4) and printing accuracy. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,110 +8,36 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "core/fsutil.h"
-#include "core/progress.h"
 #include "core/threads.h"
-#include "data/answer.h"
-#include "data/dataset.h"
 #include "data/image.h"
 #include "model/checkpoint.h"
+#include "eval/evaluate.h"
 #include "model/generate.h"
 
-static cJSON *prediction_json(const sevo_sample *s, const trace_result *r, int correct) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "question", s->question);
-    cJSON_AddStringToObject(o, "answer", r->answer);
-    cJSON_AddStringToObject(o, "ground_truth", s->answer);
-    cJSON_AddBoolToObject(o, "correct", correct);
-    cJSON_AddStringToObject(o, "perception", r->perception);
-    cJSON *steps = cJSON_AddArrayToObject(o, "steps");
-    for (int k = 0; k < r->n_steps; k++) cJSON_AddItemToArray(steps, cJSON_CreateString(r->steps[k]));
-    cJSON_AddNumberToObject(o, "num_steps", r->n_steps);
-    cJSON_AddItemToObject(o, "confidence_scores", cJSON_CreateArray());
-    cJSON_AddStringToObject(o, "exit_type", trace_exit_name(r->exit_type));
-    cJSON_AddNumberToObject(o, "tokens_generated", r->tokens_generated);
-    if (s->type) cJSON_AddStringToObject(o, "type", s->type);
-    if (s->depth) cJSON_AddNumberToObject(o, "depth", s->depth);
-    if (s->image) cJSON_AddStringToObject(o, "image", s->image);
-    return o;
-}
-
-static int run_dataset(vlm *m, vlm_policy *pol, const sevo_config *cfg, const char *data_dir, const char *split,
+static int run_dataset(vlm_policy *pol, const sevo_config *cfg, const char *data_dir, const char *split,
                        const char *out_dir, int max_samples, int skip_bad) {
     sevo_error err;
-    char path[4096], name[512];
+    char path[4096], name[512], out_path[4096];
     snprintf(name, sizeof name, "%s.jsonl", split);
     sevo_path_join(path, sizeof path, data_dir, name);
     if (!sevo_file_exists(path)) {
         fprintf(stderr, "sevo inference: %s: not found (--data_dir must hold %s)\n", path, name);
         return 1;
     }
-    sevo_dataset ds;
-    if (dataset_load_jsonl(&ds, path, skip_bad, &err)) {
-        fprintf(stderr, "sevo inference: %s\n", err.msg);
-        return 1;
-    }
-    int n = max_samples > 0 && max_samples < ds.n ? max_samples : ds.n;
-    const vlm_config *c = vlm_get_config(m);
-    float *img = malloc((size_t)3 * c->image_size * c->image_size * sizeof(float));
-    char out_path[4096];
     sevo_path_join(out_path, sizeof out_path, out_dir, "predictions.jsonl");
-    sevo_atomic_file af;
-    if (!img || sevo_mkdirs(out_dir, &err) || sevo_atomic_open(&af, out_path, &err)) {
-        fprintf(stderr, "sevo inference: %s\n", img ? err.msg : "out of memory");
-        free(img);
-        dataset_free(&ds);
+    eval_split_options so = {.data_path = path, .max_samples = max_samples,
+                             .max_steps = cfg->hsr_ee.max_reasoning_steps, .predictions_path = out_path,
+                             .label = "inference", .skip_bad_lines = skip_bad};
+    eval_split_result r;
+    double t0 = sevo_now();
+    if (sevo_mkdirs(out_dir, &err) || eval_split(pol, &so, &r, &err)) {
+        fprintf(stderr, "sevo inference: %s\n", err.msg);
         return 1;
     }
-    sevo_progress pr;
-    progress_start(&pr, stderr, "inference", n);
-    int correct = 0, rc = 0;
-    long tokens = 0;
-    double t0 = sevo_now();
-    for (int i = 0; i < n; i++) {
-        const sevo_sample *s = &ds.samples[i];
-        if (s->image && image_load(s->image, c->image_size, c->image_mean, c->image_std, img, &err)) {
-            fprintf(stderr, "sevo inference: %s:%d: field 'image': %s\n", path, s->line, err.msg);
-            rc = 1;
-            break;
-        }
-        trace_result r;
-        if (policy_reason(pol, s->image ? img : NULL, s->question, cfg->hsr_ee.max_reasoning_steps, NULL, NULL,
-                          &r, &err)) {
-            fprintf(stderr, "sevo inference: %s:%d: %s\n", path, s->line, err.msg);
-            rc = 1;
-            break;
-        }
-        int ok = answer_correct(r.answer, s->answer);
-        correct += ok;
-        tokens += r.tokens_generated;
-        cJSON *o = prediction_json(s, &r, ok);
-        char *line = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (!line) {
-            rc = 1;
-            break;
-        }
-        fprintf(af.f, "%s\n", line);
-        free(line);
-        char extra[64];
-        snprintf(extra, sizeof extra, "acc %.3f", (double)correct / (i + 1));
-        progress_update(&pr, i + 1, extra);
-    }
-    if (rc) {
-        sevo_atomic_abort(&af);
-    } else if (sevo_atomic_commit(&af, &err)) {
-        fprintf(stderr, "sevo inference: %s\n", err.msg);
-        rc = 1;
-    } else {
-        progress_finish(&pr, NULL);
-        double dt = sevo_now() - t0;
-        printf("accuracy %.4f (%d/%d) on %s; %.1f tokens and %.2f ms per sample; wrote %s\n",
-               n ? (double)correct / n : 0.0, correct, n, path, n ? (double)tokens / n : 0.0,
-               n ? 1000.0 * dt / n : 0.0, out_path);
-    }
-    free(img);
-    dataset_free(&ds);
-    return rc;
+    double dt = sevo_now() - t0;
+    printf("accuracy %.4f (%ld/%ld) on %s; %.1f tokens and %.2f ms per sample; wrote %s\n", r.accuracy, r.correct,
+           r.n, path, r.mean_tokens, r.n ? 1000.0 * dt / r.n : 0.0, out_path);
+    return 0;
 }
 
 int cmd_inference(int argc, char **argv) {
@@ -165,7 +90,7 @@ int cmd_inference(int argc, char **argv) {
         return 1;
     }
     if (data_dir) {
-        rc = run_dataset(m, pol, &cfg, data_dir, split, out ? out : cfg.eval_output_dir, max_samples, skip_bad);
+        rc = run_dataset(pol, &cfg, data_dir, split, out ? out : cfg.eval_output_dir, max_samples, skip_bad);
     } else {
         const vlm_config *c = vlm_get_config(m);
         float *img = malloc((size_t)3 * c->image_size * c->image_size * sizeof(float));

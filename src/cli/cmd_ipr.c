@@ -12,8 +12,8 @@ int cmd_ipr(int argc, char **argv) {
     sevo_config cfg;
     config_defaults(&cfg);
     const char *model_path = NULL, *data_dir = NULL, *out = NULL, *split = "train";
-    int max_refinement = -1, max_samples = 0, skip_bad = 0, seed = 42, max_new = 64;
-    float temperature = 0.0f, top_p = 1.0f;
+    int max_refinement = -1, max_samples = 0, skip_bad = 0, seed = -1, max_new = 64;
+    float temperature = -1.0f, top_p = -1.0f;
     const cli_flag flags[] = {
         {"model_path", FLAG_STRING, &model_path, NULL, "the SFT checkpoint (default: sft_output_dir)"},
         {"data_dir", FLAG_STRING, &data_dir, NULL, "directory with SPLIT.jsonl (default: data_dir)"},
@@ -35,6 +35,10 @@ int cmd_ipr(int argc, char **argv) {
                        "(refined = chosen, original = rejected).",
                        argc, argv, flags, (int)(sizeof flags / sizeof flags[0]), &cfg);
     if (rc) return rc > 0 ? 0 : 2;
+    /* sampling defaults from the configuration (ipr.temperature, ipr.top_p, seed) */
+    if (temperature < 0) temperature = cfg.ipr.temperature;
+    if (top_p < 0) top_p = cfg.ipr.top_p;
+    if (seed < 0) seed = (int)cfg.seed;
     if (cli_check_gen_flags("generate-ipr-data", temperature, top_p, max_new)) return 2;
     if (max_samples < 0) {
         fprintf(stderr, "sevo generate-ipr-data: --max_samples %d: expected >= 0\n", max_samples);

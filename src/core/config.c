@@ -97,6 +97,8 @@ static const key_def KEYS[] = {
         .dflt = DEFAULT_TEMPLATE, .check = check_template),
     KEY("ipr.discard_failed_samples", T_BOOL, ipr.discard_failed_samples, .dflt = "true"),
     KEY("ipr.num_samples", T_INT, ipr.num_samples, .flags = GE, .lo = 1, .dflt = "50000"),
+    KEY("ipr.temperature", T_FLOAT, ipr.temperature, .flags = GE, .lo = 0, .dflt = "0"),
+    KEY("ipr.top_p", T_FLOAT, ipr.top_p, .flags = GT | LE, .lo = 0, .hi = 1, .dflt = "1"),
 
     KEY("sr_dpo.beta", T_FLOAT, sr_dpo.beta, .flags = GT, .lo = 0, .dflt = "0.1"),
     KEY("sr_dpo.learning_rate", T_FLOAT, sr_dpo.learning_rate, .flags = GT, .lo = 0,
@@ -115,6 +117,7 @@ static const key_def KEYS[] = {
         .hi = 0.5, .dflt = "0"),
     KEY("sr_dpo.loss_type", T_STRING, sr_dpo.loss_type, .dflt = "sigmoid",
         .check = check_loss_type),
+    KEY("sr_dpo.rpo_alpha", T_FLOAT, sr_dpo.rpo_alpha, .flags = GE, .lo = 0, .dflt = "0"),
 
     KEY("sft.num_epochs", T_INT, sft.num_epochs, .flags = GE, .lo = 1, .dflt = "1"),
     KEY("sft.learning_rate", T_FLOAT, sft.learning_rate, .flags = GT, .lo = 0, .dflt = "5e-5"),

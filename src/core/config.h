@@ -37,6 +37,8 @@ typedef struct sevo_ipr_section {
     char refinement_prompt_template[2048];
     int discard_failed_samples; /* bool */
     int num_samples;            /* >= 1 */
+    float temperature;          /* sevo: sampling of perceptions and refinements (0 = greedy) */
+    float top_p;                /* sevo: nucleus mass, (0, 1] */
 } sevo_ipr_section;
 
 typedef struct sevo_sr_dpo_section {
@@ -51,6 +53,7 @@ typedef struct sevo_sr_dpo_section {
     float max_grad_norm;
     float label_smoothing; /* sevo: [0, 0.5) */
     char loss_type[16];    /* sevo: "sigmoid" | "ipo" | "hinge" */
+    float rpo_alpha;       /* sevo: weight of the chosen texts' mean token NLL added to the loss (RPO) */
 } sevo_sr_dpo_section;
 
 typedef struct sevo_sft_section {

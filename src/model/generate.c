@@ -108,6 +108,7 @@ void policy_free(vlm_policy *p) {
 }
 
 const prompt_ids *policy_ids(const vlm_policy *p) { return &p->ids; }
+vlm *policy_model(const vlm_policy *p) { return p->m; }
 void policy_set_options(vlm_policy *p, const gen_options *o) {
     p->opt = *o;
     sevo_rng_seed(&p->rng, o->seed, 0x9e4);
@@ -180,7 +181,13 @@ int policy_text_answer(vlm_policy *p, const char *question, const char *percepti
     p->seq.n = 0;
     if (prompt_text(&p->seq, &p->ids, p->tok, question, perception, err) || start(p, NULL, err))
         return -1;
-    return gen_answer(p, out, n, NULL, err);
+    /* greedy whatever the sampling settings: this is the verifier of Valid(c), and a
+     * sampled verdict would only add noise to it (the rng stream is left untouched) */
+    gen_options saved = p->opt;
+    p->opt.temperature = 0.0f;
+    int rc = gen_answer(p, out, n, NULL, err);
+    p->opt = saved;
+    return rc;
 }
 
 int policy_refine(vlm_policy *p, const float *image, const char *question, const char *failed,

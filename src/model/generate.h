@@ -55,11 +55,14 @@ int policy_create(vlm_policy **out, vlm *m, const sevo_tokenizer *tok, const gen
                   sevo_error *err);
 void policy_free(vlm_policy *p);
 const prompt_ids *policy_ids(const vlm_policy *p);
+vlm *policy_model(const vlm_policy *p);
 void policy_set_options(vlm_policy *p, const gen_options *o);
 
 /* image: normalised pixels [C,S,S] of the model's image size. */
 int policy_perceive(vlm_policy *p, const float *image, const char *question, char *out, size_t n,
                     sevo_error *err);
+/* Answers from the description alone (no image), always greedily: it is the verifier
+ * of IPR's Valid(c). */
 int policy_text_answer(vlm_policy *p, const char *question, const char *perception, char *out,
                        size_t n, sevo_error *err);
 int policy_refine(vlm_policy *p, const float *image, const char *question, const char *failed,

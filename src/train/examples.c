@@ -49,25 +49,41 @@ int example_set_add(example_set *s, const tokseq *seq, int image, int max_len, s
     return 0;
 }
 
+/* Makes room for one more image and records its name; returns its slot's pixels. */
+static float *push_image(example_set *s, const char *name, sevo_error *err) {
+    if (s->n_images == s->cap_images) {
+        int cap = s->cap_images ? s->cap_images * 2 : 256;
+        float *im = realloc(s->images, (size_t)cap * s->image_floats * sizeof(float));
+        if (!im) return sevo_fail(err, "out of memory (images)"), NULL;
+        s->images = im;
+        char **paths = realloc(s->image_paths, (size_t)cap * sizeof *paths);
+        if (!paths) return sevo_fail(err, "out of memory (images)"), NULL;
+        s->image_paths = paths;
+        s->cap_images = cap;
+    }
+    if (!(s->image_paths[s->n_images] = strdup(name))) return sevo_fail(err, "out of memory (images)"), NULL;
+    return s->images + (size_t)s->n_images * s->image_floats;
+}
+
 int example_set_image(example_set *s, const char *path, const vlm_config *c, int *index, sevo_error *err) {
     if (s->n_images > 0 && !strcmp(s->image_paths[s->n_images - 1], path)) {
         *index = s->n_images - 1;
         return 0;
     }
-    if (s->n_images == s->cap_images) {
-        int cap = s->cap_images ? s->cap_images * 2 : 256;
-        float *im = realloc(s->images, (size_t)cap * s->image_floats * sizeof(float));
-        if (!im) return sevo_fail(err, "out of memory (images)");
-        s->images = im;
-        char **paths = realloc(s->image_paths, (size_t)cap * sizeof *paths);
-        if (!paths) return sevo_fail(err, "out of memory (images)");
-        s->image_paths = paths;
-        s->cap_images = cap;
+    float *dst = push_image(s, path, err);
+    if (!dst) return -1;
+    if (image_load(path, c->image_size, c->image_mean, c->image_std, dst, err)) {
+        free(s->image_paths[s->n_images]);
+        return -1;
     }
-    float *dst = s->images + (size_t)s->n_images * s->image_floats;
-    if (image_load(path, c->image_size, c->image_mean, c->image_std, dst, err)) return -1;
-    s->image_paths[s->n_images] = strdup(path);
-    if (!s->image_paths[s->n_images]) return sevo_fail(err, "out of memory (images)");
+    *index = s->n_images++;
+    return 0;
+}
+
+int example_set_blank_image(example_set *s, int *index, sevo_error *err) {
+    float *dst = push_image(s, "<blank>", err);
+    if (!dst) return -1;
+    memset(dst, 0, (size_t)s->image_floats * sizeof(float));
     *index = s->n_images++;
     return 0;
 }

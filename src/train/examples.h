@@ -36,6 +36,9 @@ int example_set_add(example_set *s, const tokseq *seq, int image, int max_len, s
 /* Loads an image (decoded, resized, normalised per the model config), reusing the last
  * one when path repeats. *index receives its slot. */
 int example_set_image(example_set *s, const char *path, const vlm_config *c, int *index, sevo_error *err);
+/* Adds a blank image: every pixel at the normalisation mean (zeros once normalised), an
+ * image that carries no visual information. */
+int example_set_blank_image(example_set *s, int *index, sevo_error *err);
 
 typedef struct batch_buf {
     int *ids, *targets, *pos, *seg_start, *image_of; /* [B*T] */

@@ -87,10 +87,12 @@ static void expect_failure(const fixture *f, const char *args, const char *must_
     snprintf(out, sizeof out, "%s/out", f->dir);
     if (sevo_dir_exists(out)) {
         char p[512];
-        snprintf(p, sizeof p, "%s/model.safetensors", out);
-        assert_false(sevo_file_exists(p));
-        snprintf(p, sizeof p, "%s/predictions.jsonl", out);
-        assert_false(sevo_file_exists(p));
+        const char *outputs[] = {"model.safetensors", "predictions.jsonl", "preferences.jsonl", "ipr_stats.json",
+                                 "results.json", "results.md"};
+        for (int i = 0; i < 6; i++) {
+            snprintf(p, sizeof p, "%s/%s", out, outputs[i]);
+            if (sevo_file_exists(p)) fail_msg("sevo %s: left %s behind", args, p);
+        }
     }
 }
 
@@ -172,6 +174,58 @@ static void test_unknown_flag_and_bad_value(void **state) {
     expect_failure(f, "inference --model_path x --data_dir world --max_samples many", "--max_samples");
 }
 
+/* Preference pairs next to the world's images: the first line good, the second `bad`. */
+static void write_pairs(const fixture *f, const char *bad) {
+    char p[256], text[2048];
+    snprintf(p, sizeof p, "%s/world/pairs.jsonl", f->dir);
+    snprintf(text, sizeof text,
+             "{\"image_path\": \"images/train_000000.png\", \"question\": \"q ?\", \"ground_truth\": \"yes\", "
+             "\"chosen\": \"red circle at center\", \"rejected\": \"none\", \"iteration\": 1}\n%s\n", bad);
+    write_text(p, text);
+}
+
+static void test_bad_preference_pairs(void **state) {
+    fixture *f = *state;
+    const char *args = "train-sr-dpo --model_path world --preference_data world/pairs.jsonl --output_dir out";
+    write_pairs(f, "{\"image_path\": \"images/train_000001.png\", \"question\": \"q ?\", \"rejected\": \"x\"}");
+    expect_failure(f, args, "pairs.jsonl:2: field 'chosen': missing");
+    write_pairs(f, "{\"image_path\": \"images/train_000001.png\", \"question\": \"q ?\", \"chosen\": \"x\", "
+                   "\"rejected\": \"\"}");
+    expect_failure(f, args, "pairs.jsonl:2: field 'rejected': empty");
+    write_pairs(f, "{\"image_path\": \"images/gone.png\", \"question\": \"q ?\", \"chosen\": \"x\", "
+                   "\"rejected\": \"y\"}");
+    expect_failure(f, args, "pairs.jsonl:2: field 'image_path': image not found");
+}
+
+static void test_beta_must_be_positive(void **state) {
+    fixture *f = *state;
+    write_pairs(f, "");
+    expect_failure(f, "train-sr-dpo --model_path world --preference_data world/pairs.jsonl --output_dir out --beta 0",
+                   "sr_dpo.beta");
+    expect_failure(f, "train-sr-dpo --model_path world --preference_data world/pairs.jsonl --output_dir out --beta -1",
+                   "sr_dpo.beta");
+}
+
+static void test_not_a_checkpoint(void **state) {
+    fixture *f = *state;
+    write_pairs(f, "");
+    expect_failure(f, "train-sr-dpo --model_path world --preference_data world/pairs.jsonl --output_dir out",
+                   "no config.json");
+    expect_failure(f, "generate-ipr-data --model_path world --data_dir world --output_dir out", "no config.json");
+    expect_failure(f, "eval --model_path world --data_dir world --output_dir out", "no config.json");
+}
+
+static void test_data_dir_without_splits(void **state) {
+    fixture *f = *state;
+    char p[256];
+    snprintf(p, sizeof p, "%s/empty", f->dir);
+    sevo_error err;
+    assert_int_equal(sevo_mkdirs(p, &err), 0);
+    expect_failure(f, "eval --model_path world --data_dir empty --output_dir out", "empty/test.jsonl: not found");
+    expect_failure(f, "generate-ipr-data --model_path world --data_dir empty --output_dir out",
+                   "empty/train.jsonl: not found");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_image),
@@ -182,6 +236,10 @@ int main(void) {
         cmocka_unit_test(test_truncated_safetensors),
         cmocka_unit_test(test_config_wrong_type),
         cmocka_unit_test(test_unknown_flag_and_bad_value),
+        cmocka_unit_test(test_bad_preference_pairs),
+        cmocka_unit_test(test_beta_must_be_positive),
+        cmocka_unit_test(test_not_a_checkpoint),
+        cmocka_unit_test(test_data_dir_without_splits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,225 @@
+/* evaluate.c: the evaluation runner (see evaluate.h). */
+#include "eval/evaluate.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "core/progress.h"
+#include "core/threads.h"
+#include "data/answer.h"
+#include "data/dataset.h"
+#include "data/image.h"
+#include "model/checkpoint.h"
+
+const char *const EVAL_SPLITS[EVAL_NUM_SPLITS] = {"test", "pope_random", "pope_popular", "pope_adversarial"};
+
+static cJSON *prediction_json(const sevo_sample *s, const trace_result *r, int correct, double seconds) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "question", s->question);
+    cJSON_AddStringToObject(o, "answer", r->answer);
+    cJSON_AddStringToObject(o, "ground_truth", s->answer);
+    cJSON_AddBoolToObject(o, "correct", correct);
+    cJSON_AddStringToObject(o, "perception", r->perception);
+    cJSON *steps = cJSON_AddArrayToObject(o, "steps");
+    for (int k = 0; steps && k < r->n_steps; k++) cJSON_AddItemToArray(steps, cJSON_CreateString(r->steps[k]));
+    cJSON_AddNumberToObject(o, "num_steps", r->n_steps);
+    cJSON *scores = cJSON_AddArrayToObject(o, "confidence_scores");
+    for (int k = 0; scores && k < r->n_steps && r->exit_type == EXIT_EARLY; k++)
+        cJSON_AddItemToArray(scores, cJSON_CreateNumber(r->scores[k]));
+    cJSON_AddStringToObject(o, "exit_type", trace_exit_name(r->exit_type));
+    cJSON_AddNumberToObject(o, "tokens_generated", r->tokens_generated);
+    cJSON_AddNumberToObject(o, "seconds", seconds);
+    if (s->type) cJSON_AddStringToObject(o, "type", s->type);
+    if (s->depth) cJSON_AddNumberToObject(o, "depth", s->depth);
+    if (s->image) cJSON_AddStringToObject(o, "image", s->image);
+    return o;
+}
+
+int eval_split(vlm_policy *pol, const eval_split_options *o, eval_split_result *out, sevo_error *err) {
+    const vlm_config *c = vlm_get_config(policy_model(pol));
+    size_t floats = (size_t)c->num_channels * c->image_size * c->image_size;
+    sevo_dataset ds;
+    if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err)) return -1;
+    float *img = sevo_calloc(floats, sizeof(float), "image", err);
+    sevo_atomic_file af = {0};
+    int rc = -1;
+    if (!img) goto done;
+    if (o->predictions_path && sevo_atomic_open(&af, o->predictions_path, err)) goto done;
+    int n = o->max_samples > 0 && o->max_samples < ds.n ? o->max_samples : ds.n;
+    eval_accum acc;
+    eval_accum_init(&acc);
+    sevo_progress pr;
+    progress_start(&pr, stderr, o->label ? o->label : "eval", n);
+    for (int i = 0; i < n; i++) {
+        const sevo_sample *s = &ds.samples[i];
+        /* a blank image: every pixel at the normalisation mean (zeros once normalised) */
+        if (o->blank_image)
+            memset(img, 0, floats * sizeof(float));
+        else if (s->image && image_load(s->image, c->image_size, c->image_mean, c->image_std, img, err)) {
+            sevo_fail_prefix(err, "%s:%d: field 'image'", ds.path, s->line);
+            goto done;
+        }
+        double t0 = sevo_now();
+        trace_result r;
+        if (policy_reason(pol, s->image || o->blank_image ? img : NULL, s->question, o->max_steps, NULL, NULL, &r,
+                          err)) {
+            sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
+            goto done;
+        }
+        double dt = sevo_now() - t0;
+        int ok = answer_correct(r.answer, s->answer);
+        synth_object objs[EVAL_MAX_MENTIONS];
+        int n_obj = s->perception ? synth_parse_perception(s->perception, objs, EVAL_MAX_MENTIONS) : -1;
+        eval_sample es = {.qtype = s->type, .depth = s->depth, .answer = r.answer, .ground_truth = s->answer,
+                          .perception = r.perception, .objects = objs, .num_objects = n_obj < 0 ? -1 : n_obj,
+                          .tokens = r.tokens_generated, .seconds = dt};
+        if (eval_accum_add(&acc, &es, err)) {
+            sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
+            goto done;
+        }
+        if (af.f) {
+            cJSON *j = prediction_json(s, &r, ok, dt);
+            char *line = j ? cJSON_PrintUnformatted(j) : NULL;
+            cJSON_Delete(j);
+            if (!line) {
+                sevo_fail(err, "out of memory (predictions)");
+                goto done;
+            }
+            fprintf(af.f, "%s\n", line);
+            free(line);
+        }
+        char extra[64];
+        snprintf(extra, sizeof extra, "acc %.3f", (double)acc.r.correct / (i + 1));
+        progress_update(&pr, i + 1, extra);
+    }
+    progress_finish(&pr, NULL);
+    if (af.f && sevo_atomic_commit(&af, err)) goto done;
+    eval_accum_finish(&acc, out);
+    rc = 0;
+done:
+    if (rc && af.f) sevo_atomic_abort(&af);
+    free(img);
+    dataset_free(&ds);
+    return rc;
+}
+
+/* The last component of a path, for a default model name. */
+static void base_name(char *out, size_t n, const char *path) {
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    size_t start = len;
+    while (start > 0 && path[start - 1] != '/') start--;
+    snprintf(out, n, "%.*s", (int)(len - start), path + start);
+}
+
+static int eval_one_model(const eval_options *o, int k, eval_model_eval *me, sevo_error *err) {
+    vlm *m = NULL;
+    sevo_tokenizer *tok = NULL;
+    vlm_policy *pol = NULL;
+    char dir[4096], path[4096], pred[4096], label[256];
+    if (checkpoint_load_model(o->model_paths[k], &m, &tok, err)) return -1;
+    int rc = -1;
+    if (policy_create(&pol, m, tok, &o->gen, err)) goto done;
+    sevo_path_join(dir, sizeof dir, o->output_dir, me->name);
+    if (sevo_mkdirs(dir, err)) goto done;
+    for (int s = 0; s <= EVAL_NUM_SPLITS; s++) {
+        int blank = s == EVAL_NUM_SPLITS; /* the last pass: test with a blank image */
+        const char *split = blank ? "test" : EVAL_SPLITS[s];
+        char name[256];
+        snprintf(name, sizeof name, "%s.jsonl", split);
+        sevo_path_join(path, sizeof path, o->data_dir, name);
+        snprintf(name, sizeof name, "%s%s_predictions.jsonl", split, blank ? "_blank" : "");
+        sevo_path_join(pred, sizeof pred, dir, name);
+        snprintf(label, sizeof label, "%s %s%s", me->name, split, blank ? " (blank image)" : "");
+        policy_set_options(pol, &o->gen); /* every pass samples from the same seed */
+        eval_split_options so = {.data_path = path, .max_samples = o->max_samples,
+                                 .max_steps = o->cfg->hsr_ee.max_reasoning_steps, .blank_image = blank,
+                                 .predictions_path = pred, .label = label, .skip_bad_lines = o->skip_bad_lines};
+        if (eval_split(pol, &so, blank ? &me->test_blank : &me->split[s], err)) goto done;
+    }
+    me->shortcut_gap = eval_shortcut_gap(&me->split[0], &me->test_blank);
+    rc = 0;
+done:
+    policy_free(pol);
+    vlm_free(m);
+    tokenizer_free(tok);
+    return rc;
+}
+
+static int write_results(const eval_options *o, const eval_model_eval *models, strbuf *table, sevo_error *err) {
+    char path[4096];
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = root ? cJSON_AddArrayToObject(root, "models") : NULL;
+    if (!arr) goto oom;
+    cJSON_AddStringToObject(root, "data_dir", o->data_dir);
+    for (int k = 0; k < o->n_models; k++) {
+        const eval_model_eval *me = &models[k];
+        cJSON *mj = cJSON_CreateObject();
+        if (!mj) goto oom;
+        cJSON_AddItemToArray(arr, mj);
+        cJSON_AddStringToObject(mj, "name", me->name);
+        cJSON_AddStringToObject(mj, "model_path", me->path);
+        cJSON *splits = cJSON_AddObjectToObject(mj, "splits");
+        if (!splits) goto oom;
+        for (int s = 0; s < EVAL_NUM_SPLITS; s++)
+            if (eval_result_add_json(splits, EVAL_SPLITS[s], &me->split[s], err)) goto fail;
+        if (eval_result_add_json(splits, "test_blank_image", &me->test_blank, err)) goto fail;
+        cJSON_AddNumberToObject(mj, "shortcut_gap", me->shortcut_gap);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    root = NULL;
+    if (!text) goto oom;
+    sevo_path_join(path, sizeof path, o->output_dir, "results.json");
+    int rc = sevo_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    if (rc) return -1;
+    eval_model_results cols[2];
+    for (int k = 0; k < o->n_models; k++)
+        cols[k] = (eval_model_results){.name = models[k].name, .test = &models[k].split[0],
+                                       .pope_random = &models[k].split[1], .pope_popular = &models[k].split[2],
+                                       .pope_adversarial = &models[k].split[3], .has_shortcut_gap = 1,
+                                       .shortcut_gap = models[k].shortcut_gap};
+    size_t before = table->len;
+    if (eval_markdown_table(cols, o->n_models, table, err)) return -1;
+    if (table->oom) return sevo_fail(err, "out of memory (results table)");
+    sevo_path_join(path, sizeof path, o->output_dir, "results.md");
+    return sevo_write_file_atomic(path, table->p + before, table->len - before, err);
+oom:
+    sevo_fail(err, "out of memory (results.json)");
+fail:
+    cJSON_Delete(root);
+    return -1;
+}
+
+int eval_run(const eval_options *o, eval_model_eval *models, strbuf *table, sevo_error *err) {
+    char path[4096];
+    for (int s = 0; s < EVAL_NUM_SPLITS; s++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s.jsonl", EVAL_SPLITS[s]);
+        sevo_path_join(path, sizeof path, o->data_dir, name);
+        if (!sevo_file_exists(path))
+            return sevo_fail(err, "%s: not found (the data directory must hold test.jsonl, pope_random.jsonl, "
+                             "pope_popular.jsonl and pope_adversarial.jsonl)", path);
+    }
+    if (o->n_models < 1 || o->n_models > 2) return sevo_fail(err, "eval: 1 or 2 models (got %d)", o->n_models);
+    if (sevo_mkdirs(o->output_dir, err)) return -1;
+    /* names first: each model's predictions go into a directory of its name */
+    for (int k = 0; k < o->n_models; k++) {
+        eval_model_eval *me = &models[k];
+        memset(me, 0, sizeof *me);
+        if (o->model_names[k])
+            snprintf(me->name, sizeof me->name, "%s", o->model_names[k]);
+        else
+            base_name(me->name, sizeof me->name, o->model_paths[k]);
+        if (k == 1 && !strcmp(me->name, models[0].name)) snprintf(me->name, sizeof me->name, "%.100s_2", models[0].name);
+        snprintf(me->path, sizeof me->path, "%s", o->model_paths[k]);
+    }
+    for (int k = 0; k < o->n_models; k++)
+        if (eval_one_model(o, k, &models[k], err)) return -1;
+    return write_results(o, models, table, err);
+}

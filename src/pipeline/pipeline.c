@@ -1,0 +1,187 @@
+/* pipeline.c: Algorithm 2 with resumable stages (see pipeline.h). */
+#include "pipeline/pipeline.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "core/threads.h"
+#include "data/synth.h"
+#include "eval/evaluate.h"
+#include "method/ipr.h"
+#include "method/sr_dpo.h"
+#include "train/sft.h"
+
+#define STAMP ".sevo_stage.json"
+
+/* FNV-1a over the effective configuration: any change of it is a different run. */
+static void config_fingerprint(const sevo_config *cfg, char out[17]) {
+    char *json = config_to_json(cfg);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = json ? json : ""; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    free(json);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+typedef enum { STAGE_TODO, STAGE_RESUME, STAGE_DONE } stage_state;
+
+/* Reads dir's stamp: DONE when complete with this fingerprint, RESUME when started with
+ * it, TODO when the directory is absent or empty; another run's directory is an error. */
+static int stage_check(const char *stage, const char *dir, const char *fp, stage_state *st, sevo_error *err) {
+    char path[4096];
+    sevo_path_join(path, sizeof path, dir, STAMP);
+    *st = STAGE_TODO;
+    if (!sevo_dir_exists(dir)) return 0;
+    if (!sevo_file_exists(path)) {
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        int empty = 1;
+        while (d && (e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+        if (d) closedir(d);
+        if (empty) return 0;
+        return sevo_fail(err, "%s: %s holds files the pipeline did not write; remove it or set another "
+                         "directory for this stage", stage, dir);
+    }
+    char *text = NULL;
+    if (sevo_read_file(path, &text, NULL, err)) return -1;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "fingerprint");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "complete");
+    int ok = cJSON_IsString(f) && cJSON_IsBool(c);
+    int same = ok && !strcmp(f->valuestring, fp), complete = ok && cJSON_IsTrue(c);
+    cJSON_Delete(j);
+    if (!ok) return sevo_fail(err, "%s: field 'fingerprint'/'complete': malformed stage stamp", path);
+    if (!same)
+        return sevo_fail(err, "%s: %s holds a run made with another configuration; remove it (or set "
+                         "another directory) to run this one", stage, dir);
+    *st = complete ? STAGE_DONE : STAGE_RESUME;
+    return 0;
+}
+
+static int stage_mark(const char *dir, const char *fp, int complete, sevo_error *err) {
+    char path[4096], text[160];
+    if (sevo_mkdirs(dir, err)) return -1;
+    sevo_path_join(path, sizeof path, dir, STAMP);
+    int n = snprintf(text, sizeof text, "{\"fingerprint\": \"%s\", \"complete\": %s}\n", fp,
+                     complete ? "true" : "false");
+    return sevo_write_file_atomic(path, text, (size_t)n, err);
+}
+
+static int stage_synth(const pipeline_options *o, sevo_error *err) {
+    const sevo_config *cfg = o->cfg;
+    char path[4096];
+    sevo_path_join(path, sizeof path, cfg->data_dir, "train.jsonl");
+    if (sevo_file_exists(path)) {
+        if (o->verbose) printf("[synth] %s has train.jsonl: used as it is\n", cfg->data_dir);
+        return 0;
+    }
+    if (strcmp(cfg->model.model_name_or_path, "sevo-tiny") != 0)
+        return sevo_fail(err, "%s: not found; the synthetic world is rendered only for the built-in sevo-tiny "
+                         "model (model.model_name_or_path is '%s')", path, cfg->model.model_name_or_path);
+    synth_options so;
+    synth_options_default(&so);
+    so.output_dir = cfg->data_dir;
+    so.num_train = cfg->synth.num_train;
+    so.num_test = cfg->synth.num_test;
+    so.seed = (uint64_t)cfg->seed;
+    so.image_size = cfg->synth.image_size;
+    so.cooccurrence = cfg->synth.cooccurrence;
+    so.noise = cfg->synth.noise;
+    if (o->verbose) printf("[synth] rendering %d + %d scenes into %s\n", so.num_train, so.num_test, so.output_dir);
+    return synth_generate(&so, err);
+}
+
+int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
+    const sevo_config *cfg = o->cfg;
+    char fp[17], prefs[4096], data_path[4096];
+    config_fingerprint(cfg, fp);
+    double t0 = sevo_now();
+    stage_state st;
+    if (stage_synth(o, err)) return sevo_fail_prefix(err, "pipeline, synth");
+
+    /* stage 1: SFT */
+    if (stage_check("pipeline, sft", cfg->sft_output_dir, fp, &st, err)) return -1;
+    if (st == STAGE_DONE) {
+        if (o->verbose) printf("[sft] %s is complete: skipped\n", cfg->sft_output_dir);
+    } else {
+        if (o->verbose) printf("[sft] %s -> %s%s\n", cfg->data_dir, cfg->sft_output_dir, st == STAGE_RESUME ? " (resuming)" : "");
+        sft_options so = {.cfg = cfg, .data_dir = cfg->data_dir, .output_dir = cfg->sft_output_dir, .resume = 1,
+                          .verbose = o->verbose};
+        if (stage_mark(cfg->sft_output_dir, fp, 0, err) || sft_run(&so, err) ||
+            stage_mark(cfg->sft_output_dir, fp, 1, err))
+            return sevo_fail_prefix(err, "pipeline, sft");
+    }
+
+    /* stage 2: IPR preference pairs from the SFT model's failed perceptions */
+    if (stage_check("pipeline, ipr", cfg->ipr_data_dir, fp, &st, err)) return -1;
+    if (st == STAGE_DONE) {
+        if (o->verbose) printf("[ipr] %s is complete: skipped\n", cfg->ipr_data_dir);
+    } else {
+        sevo_path_join(data_path, sizeof data_path, cfg->data_dir, "train.jsonl");
+        ipr_options io = {.cfg = cfg, .model_path = cfg->sft_output_dir, .data_path = data_path,
+                          .output_dir = cfg->ipr_data_dir, .max_refinement = cfg->ipr.max_refinement_iterations,
+                          .max_samples = cfg->ipr.num_samples, .verbose = o->verbose};
+        gen_options_default(&io.gen);
+        io.gen.temperature = cfg->ipr.temperature;
+        io.gen.top_p = cfg->ipr.top_p;
+        io.gen.seed = (uint64_t)cfg->seed;
+        ipr_stats is;
+        if (o->verbose) printf("[ipr] %s on %s -> %s\n", cfg->sft_output_dir, data_path, cfg->ipr_data_dir);
+        if (stage_mark(cfg->ipr_data_dir, fp, 0, err) || ipr_run(&io, &is, err))
+            return sevo_fail_prefix(err, "pipeline, ipr");
+        if (o->verbose)
+            printf("[ipr] %d samples: %d initially correct, %d refined, %d failed; %d pairs (yield %.3f)\n",
+                   is.total_samples, is.initially_correct, is.refined_success, is.refined_failed, is.pairs_generated,
+                   ipr_pair_yield(&is));
+        if (is.pairs_generated == 0)
+            return sevo_fail(err, "pipeline, ipr: no preference pairs (every perception was either right or "
+                             "beyond repair); nothing for SR-DPO to learn from");
+        if (stage_mark(cfg->ipr_data_dir, fp, 1, err)) return -1;
+    }
+
+    /* stage 3: SR-DPO from π_ref */
+    if (stage_check("pipeline, sr_dpo", cfg->sr_dpo_output_dir, fp, &st, err)) return -1;
+    if (st == STAGE_DONE) {
+        if (o->verbose) printf("[sr_dpo] %s is complete: skipped\n", cfg->sr_dpo_output_dir);
+    } else {
+        sevo_path_join(prefs, sizeof prefs, cfg->ipr_data_dir, "preferences.jsonl");
+        if (o->verbose) printf("[sr_dpo] %s + %s -> %s%s\n", cfg->sft_output_dir, prefs, cfg->sr_dpo_output_dir,
+                               st == STAGE_RESUME ? " (resuming)" : "");
+        sr_dpo_options so = {.cfg = cfg, .model_path = cfg->sft_output_dir, .preference_path = prefs,
+                             .output_dir = cfg->sr_dpo_output_dir, .resume = 1, .verbose = o->verbose};
+        if (stage_mark(cfg->sr_dpo_output_dir, fp, 0, err) || sr_dpo_run(&so, err) ||
+            stage_mark(cfg->sr_dpo_output_dir, fp, 1, err))
+            return sevo_fail_prefix(err, "pipeline, sr_dpo");
+    }
+
+    /* evaluation of both stages' models on the same held-out sets (redone when not
+     * complete; its table is what the pipeline prints) */
+    if (stage_check("pipeline, eval", cfg->eval_output_dir, fp, &st, err)) return -1;
+    eval_options eo = {.cfg = cfg, .data_dir = cfg->data_dir, .output_dir = cfg->eval_output_dir,
+                       .model_paths = {cfg->sft_output_dir, cfg->sr_dpo_output_dir}, .model_names = {"SFT", "SR-DPO"},
+                       .n_models = 2};
+    gen_options_default(&eo.gen);
+    eo.gen.seed = (uint64_t)cfg->seed;
+    if (st == STAGE_DONE) {
+        char path[4096], *text = NULL;
+        sevo_path_join(path, sizeof path, cfg->eval_output_dir, "results.md");
+        if (sevo_read_file(path, &text, NULL, err)) return -1;
+        if (o->verbose) printf("[eval] %s is complete: skipped\n", cfg->eval_output_dir);
+        strbuf_puts(table, text);
+        free(text);
+    } else {
+        eval_model_eval models[2];
+        if (o->verbose) printf("[eval] SFT and SR-DPO on %s -> %s\n", cfg->data_dir, cfg->eval_output_dir);
+        if (stage_mark(cfg->eval_output_dir, fp, 0, err) || eval_run(&eo, models, table, err) ||
+            stage_mark(cfg->eval_output_dir, fp, 1, err))
+            return sevo_fail_prefix(err, "pipeline, eval");
+    }
+    if (o->verbose) printf("pipeline: done in %.1fs\n", sevo_now() - t0);
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* pipeline.h: the self-evolving loop end to end (DESIGN §1, Algorithm 2).
+ *
+ *   synth (only when the data directory has no train.jsonl and the model is the
+ *   built-in tiny one) -> SFT (stage 1, π_ref) -> IPR preference pairs (stage 2) ->
+ *   SR-DPO from π_ref (stage 3) -> evaluation of the SFT and SR-DPO models on the same
+ *   held-out sets, side by side.
+ *
+ * Each stage writes into its configured directory and, when its outputs are complete, a
+ * stamp (.sevo_stage.json) holding a fingerprint of the configuration. A rerun skips
+ * the stages whose stamp matches, resumes an interrupted SFT or SR-DPO run from its
+ * newest checkpoint, and redoes IPR or evaluation (both deterministic) from the start.
+ * A stage directory holding another configuration's run is refused, never
+ * overwritten. */
+#ifndef SEVO_PIPELINE_PIPELINE_H
+#define SEVO_PIPELINE_PIPELINE_H
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/strbuf.h"
+
+typedef struct pipeline_options {
+    const sevo_config *cfg;
+    int verbose;
+} pipeline_options;
+
+/* Runs (or resumes) the pipeline; the results table (Markdown) is appended to table. */
+int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err);
+
+#endif

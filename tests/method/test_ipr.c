@@ -1,0 +1,156 @@
+/* test_ipr.c: the IPR data engine. The statistics follow DESIGN §1 on hand-made
+ * outcomes; a run over a small trained world keeps its books (every sample counted
+ * once, one pair per refined sample, pairs that read back with their images), writes
+ * the failed samples when asked to keep them, and gives byte-identical files when run
+ * twice. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "data/preferences.h"
+#include "method/ipr.h"
+#include "../test_util.h"
+#include "../test_world.h"
+
+static char g_dir[64];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/sevo-ipr-XXXXXX");
+    if (!mkdtemp(g_dir)) return -1;
+    return test_world_make(g_dir, 100, 10, 8);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    sevo_remove_tree(g_dir);
+    return 0;
+}
+
+static void test_stats_by_hand(void **state) {
+    (void)state;
+    /* 6 samples: 2 correct at once, 3 refined (rounds 1, 1, 2), 1 failed:
+     * success_rate = 3 / (6 - 2) = 0.75, pair_yield = 3 / 6 = 0.5 */
+    ipr_stats s = {.max_refinement = 2};
+    ipr_outcome out[6] = {IPR_INITIALLY_CORRECT, IPR_REFINED, IPR_FAILED, IPR_REFINED, IPR_INITIALLY_CORRECT,
+                          IPR_REFINED};
+    int iter[6] = {0, 1, 0, 2, 0, 1};
+    for (int i = 0; i < 6; i++) {
+        ipr_sample_result r = {.outcome = out[i], .iteration = iter[i]};
+        ipr_stats_add(&s, &r);
+    }
+    assert_int_equal(s.total_samples, 6);
+    assert_int_equal(s.initially_correct, 2);
+    assert_int_equal(s.refined_success, 3);
+    assert_int_equal(s.refined_failed, 1);
+    assert_int_equal(s.pairs_generated, 3);
+    assert_int_equal(s.success_per_iteration[1], 2);
+    assert_int_equal(s.success_per_iteration[2], 1);
+    assert_true(fabs(ipr_success_rate(&s) - 0.75) < 1e-12);
+    assert_true(fabs(ipr_pair_yield(&s) - 0.5) < 1e-12);
+    /* all correct: no failed first perceptions, rate 0 rather than 0/0 */
+    ipr_stats z = {0};
+    ipr_sample_result ok = {.outcome = IPR_INITIALLY_CORRECT};
+    ipr_stats_add(&z, &ok);
+    assert_true(ipr_success_rate(&z) == 0.0);
+    /* the JSON file carries every field */
+    char path[128], *text = NULL;
+    snprintf(path, sizeof path, "%s/stats.json", g_dir);
+    sevo_error err;
+    assert_int_equal(ipr_stats_save(&s, path, &err), 0);
+    assert_int_equal(sevo_read_file(path, &text, NULL, &err), 0);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    assert_non_null(j);
+    const char *keys[] = {"total_samples", "initially_correct", "refined_success", "refined_failed",
+                          "pairs_generated", "success_rate", "pair_yield"};
+    double want[] = {6, 2, 3, 1, 3, 0.75, 0.5};
+    for (int i = 0; i < 7; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (!cJSON_IsNumber(v) || fabs(v->valuedouble - want[i]) > 1e-12) fail_msg("%s", keys[i]);
+    }
+    const cJSON *per = cJSON_GetObjectItemCaseSensitive(j, "success_per_iteration");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(per, "1")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(per, "2")->valueint, 1);
+    cJSON_Delete(j);
+}
+
+static void run_ipr(const char *out, int keep_failed, ipr_stats *st) {
+    sevo_config c;
+    test_world_config(&c, 8);
+    c.ipr.discard_failed_samples = !keep_failed;
+    char model[128], data[128];
+    snprintf(model, sizeof model, "%s/sft", g_dir);
+    snprintf(data, sizeof data, "%s/data/train.jsonl", g_dir);
+    ipr_options o = {.cfg = &c, .model_path = model, .data_path = data, .output_dir = out, .max_refinement = 2,
+                     .max_samples = 100};
+    gen_options_default(&o.gen);
+    o.gen.temperature = 0.7f; /* sampled perceptions and refinements; Valid stays greedy */
+    sevo_error err;
+    if (ipr_run(&o, st, &err)) fail_msg("ipr_run: %s", err.msg);
+}
+
+static void test_run_keeps_its_books(void **state) {
+    (void)state;
+    char a[128], b[128], p[256], q[256];
+    snprintf(a, sizeof a, "%s/ipr_a", g_dir);
+    snprintf(b, sizeof b, "%s/ipr_b", g_dir);
+    ipr_stats s, t;
+    run_ipr(a, 1, &s);
+    printf("ipr: %d samples, %d correct, %d refined, %d failed\n", s.total_samples, s.initially_correct,
+           s.refined_success, s.refined_failed);
+    assert_int_equal(s.total_samples, 100);
+    assert_int_equal(s.initially_correct + s.refined_success + s.refined_failed, 100);
+    assert_int_equal(s.pairs_generated, s.refined_success);
+    assert_int_equal(s.success_per_iteration[1] + s.success_per_iteration[2], s.refined_success);
+    /* the short run leaves the model with both successes and failures to learn from */
+    assert_true(s.refined_success > 0);
+    assert_true(s.initially_correct > 0);
+    snprintf(p, sizeof p, "%s/preferences.jsonl", a);
+    sevo_preferences prefs;
+    sevo_error err;
+    assert_int_equal(preferences_load_jsonl(&prefs, p, 0, &err), 0); /* images resolve from the output dir */
+    assert_int_equal(prefs.n, s.pairs_generated);
+    for (int i = 0; i < prefs.n; i++) {
+        assert_true(strcmp(prefs.v[i].chosen, prefs.v[i].rejected) != 0);
+        assert_true(prefs.v[i].iteration >= 1 && prefs.v[i].iteration <= 2);
+    }
+    preferences_free(&prefs);
+    snprintf(p, sizeof p, "%s/failed_samples.jsonl", a);
+    int failed_lines = test_count_lines(p);
+    assert_true(failed_lines >= 0 && failed_lines <= s.refined_failed);
+    /* discarding: no failed_samples.jsonl; and the same files byte for byte */
+    run_ipr(b, 0, &t);
+    snprintf(q, sizeof q, "%s/failed_samples.jsonl", b);
+    assert_false(sevo_file_exists(q));
+    const char *files[] = {"preferences.jsonl", "ipr_stats.json"};
+    for (int i = 0; i < 2; i++) {
+        char *x = NULL, *y = NULL;
+        size_t lx = 0, ly = 0;
+        snprintf(p, sizeof p, "%s/%s", a, files[i]);
+        snprintf(q, sizeof q, "%s/%s", b, files[i]);
+        assert_int_equal(sevo_read_file(p, &x, &lx, &err), 0);
+        assert_int_equal(sevo_read_file(q, &y, &ly, &err), 0);
+        assert_int_equal(lx, ly);
+        assert_memory_equal(x, y, lx);
+        free(x);
+        free(y);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stats_by_hand),
+        cmocka_unit_test(test_run_keeps_its_books),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
