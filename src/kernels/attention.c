@@ -38,6 +38,7 @@
  * packing (s nondecreasing) every row in that range sees j; with any other s a row in
  * the range may not, and then its att entry is exactly 0, so it adds exactly nothing. */
 #include "kernels/kernels.h"
+#include "kernels/vexp.h"
 
 #include <assert.h>
 #include <math.h>
@@ -103,10 +104,12 @@ static void attend_row(float *out_row, float *probs, const float *q_row, const f
                        const float *v, size_t kv_stride, int n_keys, int hd, float scale) {
     dot_rows(probs, q_row, k, kv_stride, n_keys, hd, scale);
     float maxv = probs[0];
+#pragma omp simd reduction(max : maxv)
     for (int j = 1; j < n_keys; j++) maxv = probs[j] > maxv ? probs[j] : maxv;
     float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j < n_keys; j++) {
-        const float e = expf(probs[j] - maxv);
+        const float e = vexpf(probs[j] - maxv);
         probs[j] = e;
         sum += e;
     }

@@ -6,6 +6,7 @@
  * which keeps precision for very unlikely targets. probs may alias logits: each element
  * is read before the same element is overwritten, and the target logit is saved first. */
 #include "kernels/kernels.h"
+#include "kernels/vexp.h"
 
 #include <math.h>
 
@@ -25,10 +26,12 @@ void token_logprob_forward(float *logp, float *probs, const float *logits,
         float *p = probs + (size_t)n * V;
         const float x_target = x[t];
         float maxv = x[0];
+#pragma omp simd reduction(max : maxv)
         for (int j = 1; j < V; j++) maxv = x[j] > maxv ? x[j] : maxv;
         double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
         for (int j = 0; j < V; j++) {
-            const float e = expf(x[j] - maxv);
+            const float e = vexpf(x[j] - maxv);
             p[j] = e; /* x[j] is dead after this line, so aliasing is safe */
             sum += e;
         }

@@ -2,6 +2,7 @@
 #include "model/generate.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,7 @@ struct vlm_policy {
     gen_options opt;
     sevo_rng rng;
     float *scratch;
+    float *logits; /* the session's logits with the banned tokens masked */
     tokseq seq;
     int *gen;
     int num_patches;
@@ -88,8 +90,9 @@ int policy_create(vlm_policy **out, vlm *m, const sevo_tokenizer *tok, const gen
     p->num_patches = vlm_config_num_patches(c);
     tokseq_init(&p->seq);
     p->scratch = sevo_malloc((size_t)c->vocab_size * 2 * sizeof(float), "sampling scratch", err);
+    p->logits = sevo_malloc((size_t)c->vocab_size * sizeof(float), "sampling logits", err);
     p->gen = sevo_malloc((size_t)c->max_position_embeddings * sizeof(int), "generation buffer", err);
-    if (!p->scratch || !p->gen || prompt_ids_resolve(&p->ids, tok, err) ||
+    if (!p->scratch || !p->logits || !p->gen || prompt_ids_resolve(&p->ids, tok, err) ||
         vlm_session_create(&p->s, m, c->max_position_embeddings, err)) {
         policy_free(p);
         return -1;
@@ -102,6 +105,7 @@ void policy_free(vlm_policy *p) {
     if (!p) return;
     vlm_session_free(p->s);
     free(p->scratch);
+    free(p->logits);
     free(p->gen);
     tokseq_free(&p->seq);
     free(p);
@@ -125,9 +129,16 @@ static int is_stop(int id, const int *stops, int n_stops) {
 static int generate_until(vlm_policy *p, const int *stops, int n_stops, int *out, int *n_out,
                           int budget, int *tokens_generated, sevo_error *err) {
     int V = vlm_get_config(p->m)->vocab_size;
+    /* tokens that only prompts contain are never generated: a sampled <image> would
+     * ask for image features that are not there, a sampled <refine> would start a
+     * prompt inside an answer */
+    const int banned[] = {p->ids.pad, p->ids.bos, p->ids.image, p->ids.perceive, p->ids.text, p->ids.refine};
     *n_out = 0;
     for (int i = 0; i < budget; i++) {
-        int t = sample_token(vlm_session_logits(p->s), V, &p->opt, &p->rng, p->scratch);
+        memcpy(p->logits, vlm_session_logits(p->s), (size_t)V * sizeof(float));
+        for (size_t b = 0; b < sizeof banned / sizeof banned[0]; b++)
+            if (banned[b] >= 0 && banned[b] < V) p->logits[banned[b]] = -INFINITY;
+        int t = sample_token(p->logits, V, &p->opt, &p->rng, p->scratch);
         if (tokens_generated) (*tokens_generated)++;
         if (is_stop(t, stops, n_stops)) return t;
         out[(*n_out)++] = t;
@@ -176,40 +187,13 @@ static int gen_answer(vlm_policy *p, char *out, size_t n, int *tokens, sevo_erro
     return 0;
 }
 
-int policy_text_answer(vlm_policy *p, const char *question, const char *perception, char *out,
-                       size_t n, sevo_error *err) {
-    p->seq.n = 0;
-    if (prompt_text(&p->seq, &p->ids, p->tok, question, perception, err) || start(p, NULL, err))
-        return -1;
-    /* greedy whatever the sampling settings: this is the verifier of Valid(c), and a
-     * sampled verdict would only add noise to it (the rng stream is left untouched) */
-    gen_options saved = p->opt;
-    p->opt.temperature = 0.0f;
-    int rc = gen_answer(p, out, n, NULL, err);
-    p->opt = saved;
-    return rc;
-}
-
-int policy_refine(vlm_policy *p, const float *image, const char *question, const char *failed,
-                  const char *tmpl, char *out, size_t n, sevo_error *err) {
-    p->seq.n = 0;
-    if (prompt_refine(&p->seq, &p->ids, p->tok, p->num_patches, question, failed, tmpl, err) ||
-        start(p, image, err))
-        return -1;
-    int stop;
-    return gen_perception(p, out, n, &stop, NULL, err);
-}
-
-int policy_reason(vlm_policy *p, const float *image, const char *question, int max_steps,
-                  step_gate_fn gate, void *gate_ctx, trace_result *r, sevo_error *err) {
-    memset(r, 0, sizeof *r);
+/* From a session that has just produced a description (stop = the token that ended
+ * it): reasoning steps while the model opens them with <step> (at most max_steps; the
+ * gate may exit after any), then the answer after <answer>. Fills r's steps, scores,
+ * exit type, answer and adds to its token count. */
+static int reason_and_answer(vlm_policy *p, int stop, int max_steps, step_gate_fn gate, void *gate_ctx,
+                             trace_result *r, sevo_error *err) {
     if (max_steps > TRACE_MAX_STEPS) max_steps = TRACE_MAX_STEPS;
-    p->seq.n = 0;
-    if (prompt_perceive(&p->seq, &p->ids, p->tok, p->num_patches, question, err) || start(p, image, err))
-        return -1;
-    int stop;
-    if (gen_perception(p, r->perception, sizeof r->perception, &stop, &r->tokens_generated, err))
-        return -1;
     r->exit_type = EXIT_MODEL_END;
     int stops[2] = {p->ids.step, p->ids.answer};
     /* after the perception: <step> opens a reasoning step; anything else goes to the answer */
@@ -235,4 +219,51 @@ int policy_reason(vlm_policy *p, const float *image, const char *question, int m
     int t = p->ids.answer;
     if (vlm_session_feed(p->s, &t, 1, err)) return -1;
     return gen_answer(p, r->answer, sizeof r->answer, &r->tokens_generated, err);
+}
+
+int policy_text_answer(vlm_policy *p, const char *question, const char *perception, char *out,
+                       size_t n, sevo_error *err) {
+    p->seq.n = 0;
+    if (prompt_text(&p->seq, &p->ids, p->tok, question, perception, err) || start(p, NULL, err))
+        return -1;
+    /* greedy whatever the sampling settings: this is the verifier of Valid(c), and a
+     * sampled verdict would only add noise to it (the rng stream is left untouched) */
+    gen_options saved = p->opt;
+    p->opt.temperature = 0.0f;
+    /* the description is given: anything the model adds before its first <step> or
+     * <answer> is dropped, then it reasons and answers as the full policy does */
+    char extra[TRACE_TEXT];
+    int stop, rc = gen_perception(p, extra, sizeof extra, &stop, NULL, err);
+    trace_result *r = rc ? NULL : sevo_malloc(sizeof *r, "trace", err);
+    if (!r) rc = -1;
+    if (!rc) {
+        memset(r, 0, sizeof *r);
+        rc = reason_and_answer(p, stop, TRACE_MAX_STEPS, NULL, NULL, r, err);
+        if (!rc) snprintf(out, n, "%s", r->answer);
+    }
+    free(r);
+    p->opt = saved;
+    return rc;
+}
+
+int policy_refine(vlm_policy *p, const float *image, const char *question, const char *failed,
+                  const char *tmpl, char *out, size_t n, sevo_error *err) {
+    p->seq.n = 0;
+    if (prompt_refine(&p->seq, &p->ids, p->tok, p->num_patches, question, failed, tmpl, err) ||
+        start(p, image, err))
+        return -1;
+    int stop;
+    return gen_perception(p, out, n, &stop, NULL, err);
+}
+
+int policy_reason(vlm_policy *p, const float *image, const char *question, int max_steps,
+                  step_gate_fn gate, void *gate_ctx, trace_result *r, sevo_error *err) {
+    memset(r, 0, sizeof *r);
+    p->seq.n = 0;
+    if (prompt_perceive(&p->seq, &p->ids, p->tok, p->num_patches, question, err) || start(p, image, err))
+        return -1;
+    int stop;
+    if (gen_perception(p, r->perception, sizeof r->perception, &stop, &r->tokens_generated, err))
+        return -1;
+    return reason_and_answer(p, stop, max_steps, gate, gate_ctx, r, err);
 }

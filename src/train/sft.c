@@ -32,10 +32,9 @@ static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokeni
     return rc;
 }
 
-/* Appends the response "c <step> z1 ... <step> zK <answer> a <eos>" (trained on). */
-static int push_trace_response(tokseq *q, const prompt_ids *p, const sevo_tokenizer *tok,
-                               const sevo_sample *s, sevo_error *err) {
-    if (tokseq_text(q, tok, s->perception, 1, err)) return -1;
+/* Appends "<step> z1 ... <step> zK <answer> a <eos>" (trained on). */
+static int push_steps_answer(tokseq *q, const prompt_ids *p, const sevo_tokenizer *tok, const sevo_sample *s,
+                             sevo_error *err) {
     for (int k = 0; k < s->n_steps; k++)
         if (tokseq_push(q, p->step, 1, err) || tokseq_text(q, tok, s->steps[k], 1, err)) return -1;
     if (tokseq_push(q, p->answer, 1, err) || tokseq_text(q, tok, s->answer, 1, err) ||
@@ -62,12 +61,14 @@ static int build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, con
         int np = img >= 0 ? P : 0;
         q.n = 0;
         if (s->perception) {
-            rc = prompt_perceive(&q, &p, tok, np, s->question, err) ||
-                 push_trace_response(&q, &p, tok, s, err) || example_set_add(es, &q, img, max_len, err);
+            rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->perception, 1, err) ||
+                 push_steps_answer(&q, &p, tok, s, err) || example_set_add(es, &q, img, max_len, err);
             if (rc) break;
             q.n = 0;
-            rc = prompt_text(&q, &p, tok, s->question, s->perception, err) ||
-                 tokseq_text(&q, tok, s->answer, 1, err) || tokseq_push(&q, p.eos, 1, err) ||
+            /* the text policy reasons over the description as the full policy does:
+             * answering a depth-3 question in one token is what made it a poor
+             * verifier for IPR (it failed on 11% of exactly right descriptions) */
+            rc = prompt_text(&q, &p, tok, s->question, s->perception, err) || push_steps_answer(&q, &p, tok, s, err) ||
                  example_set_add(es, &q, -1, max_len, err);
             if (rc || !s->wrong_perception) continue;
             q.n = 0;
