@@ -216,12 +216,7 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
                h->loss_type, h->label_smoothing);
     trainer_task task = {.name = "sr_dpo", .n_items = x.n_pairs, .n_metrics = M_COUNT, .metric_names = METRIC_NAMES,
                          .ctx = &x, .step = dpo_step};
-    trainer_options to = {.batch_size = h->batch_size, .gradient_accumulation_steps = h->gradient_accumulation_steps,
-                          .num_epochs = h->num_epochs, .max_steps = o->max_steps, .learning_rate = h->learning_rate,
-                          .warmup_ratio = h->warmup_ratio, .weight_decay = h->weight_decay,
-                          .max_grad_norm = h->max_grad_norm, .seed = cfg->seed, .num_threads = cfg->num_threads,
-                          .logging_steps = cfg->logging_steps, .save_steps = cfg->save_steps,
-                          .output_dir = o->output_dir, .resume = o->resume, .verbose = o->verbose};
+    trainer_options to = TRAINER_OPTIONS(h, cfg, o->output_dir, o->resume, o->max_steps, o->verbose);
     rc = trainer_run(&task, &to, m, tok, err);
 done:
     free(x.pol_c);

@@ -2,7 +2,6 @@
 #include "model/generate.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -230,18 +229,7 @@ int policy_text_answer(vlm_policy *p, const char *question, const char *percepti
      * sampled verdict would only add noise to it (the rng stream is left untouched) */
     gen_options saved = p->opt;
     p->opt.temperature = 0.0f;
-    /* the description is given: anything the model adds before its first <step> or
-     * <answer> is dropped, then it reasons and answers as the full policy does */
-    char extra[TRACE_TEXT];
-    int stop, rc = gen_perception(p, extra, sizeof extra, &stop, NULL, err);
-    trace_result *r = rc ? NULL : sevo_malloc(sizeof *r, "trace", err);
-    if (!r) rc = -1;
-    if (!rc) {
-        memset(r, 0, sizeof *r);
-        rc = reason_and_answer(p, stop, TRACE_MAX_STEPS, NULL, NULL, r, err);
-        if (!rc) snprintf(out, n, "%s", r->answer);
-    }
-    free(r);
+    int rc = gen_answer(p, out, n, NULL, err);
     p->opt = saved;
     return rc;
 }

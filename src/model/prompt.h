@@ -2,7 +2,7 @@
  *
  * One model plays every sub-policy; a control token selects which:
  *   perceive+reason  [bos] [image]*P Q <perceive> | c <step> z1 <step> z2 ... <answer> a <eos>
- *   text (no image)  [bos] <text> Q <perceive> c | <step> z1 ... <answer> a <eos>
+ *   text (no image)  [bos] <text> Q <perceive> c <answer> | a <eos>
  *   refine           [bos] [image]*P Q <refine> R(c_failed) <perceive> | c' <eos>
  *   answer only      [bos] [image]*P Q <answer> | a <eos>      (data without perceptions)
  * where "|" separates prompt from response and R is the refinement template with

@@ -65,10 +65,8 @@ static int build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, con
                  push_steps_answer(&q, &p, tok, s, err) || example_set_add(es, &q, img, max_len, err);
             if (rc) break;
             q.n = 0;
-            /* the text policy reasons over the description as the full policy does:
-             * answering a depth-3 question in one token is what made it a poor
-             * verifier for IPR (it failed on 11% of exactly right descriptions) */
-            rc = prompt_text(&q, &p, tok, s->question, s->perception, err) || push_steps_answer(&q, &p, tok, s, err) ||
+            rc = prompt_text(&q, &p, tok, s->question, s->perception, err) ||
+                 tokseq_text(&q, tok, s->answer, 1, err) || tokseq_push(&q, p.eos, 1, err) ||
                  example_set_add(es, &q, -1, max_len, err);
             if (rc || !s->wrong_perception) continue;
             q.n = 0;
@@ -190,12 +188,7 @@ int sft_run(const sft_options *o, sevo_error *err) {
     static const char *const names[] = {"loss"};
     trainer_task task = {.name = "sft", .n_items = es.n, .n_metrics = 1, .metric_names = names, .ctx = &x,
                          .step = sft_step};
-    trainer_options to = {.batch_size = h->batch_size, .gradient_accumulation_steps = h->gradient_accumulation_steps,
-                          .num_epochs = h->num_epochs, .max_steps = o->max_steps, .learning_rate = h->learning_rate,
-                          .warmup_ratio = h->warmup_ratio, .weight_decay = h->weight_decay,
-                          .max_grad_norm = h->max_grad_norm, .seed = cfg->seed, .num_threads = cfg->num_threads,
-                          .logging_steps = cfg->logging_steps, .save_steps = cfg->save_steps,
-                          .output_dir = o->output_dir, .resume = o->resume, .verbose = o->verbose};
+    trainer_options to = TRAINER_OPTIONS(h, cfg, o->output_dir, o->resume, o->max_steps, o->verbose);
     rc = trainer_run(&task, &to, m, tok, err);
 done:
     free(x.logp);

@@ -1,9 +1,9 @@
 /* sft.h: stage 1, supervised fine-tuning of every sub-policy (DESIGN §1, §2).
  *
  * Each training record becomes up to three examples: the full perceive -> reason ->
- * answer trace (with the image), reasoning and answering from the description alone (no
- * image), and refining a wrong description under the refinement prompt (when the record
- * carries a `wrong_perception`). Records without a perception train the answer directly. */
+ * answer trace (with the image), answering from the description alone (no image), and
+ * refining a wrong description under the refinement prompt (when the record carries a
+ * `wrong_perception`). Records without a perception train the answer directly. */
 #ifndef SEVO_TRAIN_SFT_H
 #define SEVO_TRAIN_SFT_H
 

@@ -48,6 +48,18 @@ typedef struct trainer_options {
     int verbose; /* log lines on stdout */
 } trainer_options;
 
+/* The loop's settings from a configuration section that uses the shared hyperparameter
+ * names (cfg->sft, cfg->sr_dpo) plus the run-wide keys of cfg. */
+#define TRAINER_OPTIONS(sec, cfg, out, resume_, max_steps_, verbose_)                                  \
+    ((trainer_options){.batch_size = (sec)->batch_size,                                               \
+                       .gradient_accumulation_steps = (sec)->gradient_accumulation_steps,             \
+                       .num_epochs = (sec)->num_epochs, .max_steps = (max_steps_),                    \
+                       .learning_rate = (sec)->learning_rate, .warmup_ratio = (sec)->warmup_ratio,    \
+                       .weight_decay = (sec)->weight_decay, .max_grad_norm = (sec)->max_grad_norm,    \
+                       .seed = (cfg)->seed, .num_threads = (cfg)->num_threads,                        \
+                       .logging_steps = (cfg)->logging_steps, .save_steps = (cfg)->save_steps,        \
+                       .output_dir = (out), .resume = (resume_), .verbose = (verbose_)})
+
 /* Trains m in place and writes the final checkpoint (model, tokenizer, optimizer,
  * trainer_state.json) into o->output_dir. */
 int trainer_run(const trainer_task *t, const trainer_options *o, vlm *m, const sevo_tokenizer *tok,
