@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# seeds.sh: the main job over several seeds, then each row of the SFT vs SR-DPO table as
+# mean ± std across them (population std). Each seed renders its own world and trains
+# its own models under output/seed-<N>; complete stages are skipped on a rerun.
+# Usage: scripts/seeds.sh [SEED ...]   (default: 42 7 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS=("$@")
+[ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42 7 1)
+scripts/build.sh >/dev/null
+tables=()
+for s in "${SEEDS[@]}"; do
+  out="output/seed-$s"
+  start=$(date +%s)
+  build/sevo pipeline --config "${CONFIG:-configs/tiny.json}" --seed "$s" --output_dir "$out" >"$out.log" 2>&1 ||
+    { tail -5 "$out.log" >&2; exit 1; }
+  echo "seed $s: $(( $(date +%s) - start )) s (log: $out.log)"
+  tables+=("$out/eval_results/results.md")
+done
+echo
+echo "| Metric (${#SEEDS[@]} seeds: ${SEEDS[*]}) | SFT | SR-DPO | Δ per seed |"
+echo "|---|---:|---:|---|"
+awk -F'|' '
+  FNR <= 2 { next }                                 # header rows of each table
+  { m = $2; gsub(/^ +| +$/, "", m)
+    if (!(m in seen)) { seen[m] = 1; order[++n] = m }
+    a = $3 + 0; b = $4 + 0; d = $5; gsub(/^ +| +$/, "", d)
+    sa[m] += a; qa[m] += a * a; sb[m] += b; qb[m] += b * b; k[m]++
+    deltas[m] = deltas[m] (deltas[m] == "" ? "" : ", ") d }
+  END {
+    for (i = 1; i <= n; i++) { m = order[i]; c = k[m]
+      ma = sa[m] / c; mb = sb[m] / c
+      va = qa[m] / c - ma * ma; vb = qb[m] / c - mb * mb
+      printf "| %s | %.1f ± %.1f | %.1f ± %.1f | %s |\n", m, ma, sqrt(va > 0 ? va : 0), mb, sqrt(vb > 0 ? vb : 0), deltas[m] } }
+' "${tables[@]}"
