@@ -11,6 +11,7 @@ scripts/build.sh >/dev/null
 tables=()
 for s in "${SEEDS[@]}"; do
   out="output/seed-$s"
+  mkdir -p output
   start=$(date +%s)
   build/sevo pipeline --config "${CONFIG:-configs/tiny.json}" --seed "$s" --output_dir "$out" >"$out.log" 2>&1 ||
     { tail -5 "$out.log" >&2; exit 1; }

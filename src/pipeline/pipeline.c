@@ -97,13 +97,22 @@ static int stage_synth(const pipeline_options *o, sevo_error *err) {
     return synth_generate(&so, err);
 }
 
+/* Prints how long the stage that just ended took, and restarts the clock. */
+static void stage_time(const pipeline_options *o, const char *stage, double *t) {
+    double now = sevo_now();
+    if (o->verbose) printf("[%s] %.1fs\n", stage, now - *t);
+    *t = now;
+}
+
 int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
     const sevo_config *cfg = o->cfg;
     char fp[17], prefs[4096], data_path[4096];
     config_fingerprint(cfg, fp);
     double t0 = sevo_now();
     stage_state st;
+    double t = sevo_now();
     if (stage_synth(o, err)) return sevo_fail_prefix(err, "pipeline, synth");
+    stage_time(o, "synth", &t);
 
     /* stage 1: SFT */
     if (stage_check("pipeline, sft", cfg->sft_output_dir, fp, &st, err)) return -1;
@@ -117,6 +126,7 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
             stage_mark(cfg->sft_output_dir, fp, 1, err))
             return sevo_fail_prefix(err, "pipeline, sft");
     }
+    stage_time(o, "sft", &t);
 
     /* stage 2: IPR preference pairs from the SFT model's failed perceptions */
     if (stage_check("pipeline, ipr", cfg->ipr_data_dir, fp, &st, err)) return -1;
@@ -144,6 +154,7 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
                              "beyond repair); nothing for SR-DPO to learn from");
         if (stage_mark(cfg->ipr_data_dir, fp, 1, err)) return -1;
     }
+    stage_time(o, "ipr", &t);
 
     /* stage 3: SR-DPO from π_ref */
     if (stage_check("pipeline, sr_dpo", cfg->sr_dpo_output_dir, fp, &st, err)) return -1;
@@ -159,6 +170,7 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
             stage_mark(cfg->sr_dpo_output_dir, fp, 1, err))
             return sevo_fail_prefix(err, "pipeline, sr_dpo");
     }
+    stage_time(o, "sr_dpo", &t);
 
     /* evaluation of both stages' models on the same held-out sets (redone when not
      * complete; its table is what the pipeline prints) */
@@ -182,6 +194,7 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
             stage_mark(cfg->eval_output_dir, fp, 1, err))
             return sevo_fail_prefix(err, "pipeline, eval");
     }
+    stage_time(o, "eval", &t);
     if (o->verbose) printf("pipeline: done in %.1fs\n", sevo_now() - t0);
     return 0;
 }
