@@ -217,6 +217,12 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
     trainer_task task = {.name = "sr_dpo", .n_items = x.n_pairs, .n_metrics = M_COUNT, .metric_names = METRIC_NAMES,
                          .ctx = &x, .step = dpo_step};
     trainer_options to = TRAINER_OPTIONS(h, cfg, o->output_dir, o->resume, o->max_steps, o->verbose);
+    /* DPO runs are short (tens of steps): log at least 20 points of the reward curves,
+     * with logging_steps as the longest interval */
+    int total = (epoch_num_batches(x.n_pairs, h->batch_size) + h->gradient_accumulation_steps - 1) /
+                h->gradient_accumulation_steps * h->num_epochs;
+    if (o->max_steps > 0 && o->max_steps < total) total = o->max_steps;
+    if (total / 20 < to.logging_steps) to.logging_steps = total / 20 > 1 ? total / 20 : 1;
     rc = trainer_run(&task, &to, m, tok, err);
 done:
     free(x.pol_c);
