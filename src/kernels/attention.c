@@ -18,13 +18,14 @@
  * are fused four rows per pass over the output row.
  *
  * The forward computes each row's scores straight into its row of att and turns them
- * into probabilities in place (max-subtracted softmax). The backward needs, per query
- * row i, D_i = sum_j p_ij (dout_i . v_j). It walks the query rows in blocks of
- * ATT_BLOCK: for each row it computes D_i and then dq_i (recomputing the dot products
- * dout_i . v_j rather than storing a T-long row), then for each key it accumulates
- * dk_j and dv_j over the block's rows. Accumulating a key's gradient over many rows at
+ * into probabilities in place (max-subtracted softmax). The backward walks the query
+ * rows in blocks of ATT_BLOCK: for each row it computes dp_ij = dout_i . v_j once,
+ * D_i = sum_j p_ij dp_ij, ds_ij = scale p_ij (dp_ij - D_i) into a per-thread
+ * ATT_BLOCK x T scratch, and dq_i; then for each key it accumulates dk_j and dv_j over
+ * the block's rows, reading ds back. Accumulating a key's gradient over many rows at
  * once, instead of scattering every row's contribution over all key rows, keeps the
- * written rows in L1; the only buffers are a few ATT_BLOCK-float arrays on the stack.
+ * written rows in L1. (Recomputing dp instead of keeping it, as an earlier version did,
+ * took three dot products per (row, key) instead of one.)
  *
  * The backward is parallel over (sequence, kv head) and loops over the query heads of
  * each kv group inside, so that the heads sharing a kv head never add into the same
@@ -149,10 +150,14 @@ void attention_forward(float *out, float *att, const float *q, const float *k,
     }
 }
 
+size_t attention_backward_scratch_floats(int T) {
+    return (size_t)omp_get_max_threads() * ATT_BLOCK * (size_t)(T > 0 ? T : 1);
+}
+
 void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                         const float *att, const float *q, const float *k, const float *v,
                         int B, int T, int H, int KVH, int hd, int causal,
-                        const int *seg_start) {
+                        const int *seg_start, float *scratch) {
     assert(causal || !seg_start);
     if (!dq && !dk && !dv) return;
     const int *seg = causal ? seg_start : NULL;
@@ -161,7 +166,9 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
     const long work = (long)B * H * T * T * hd;
     /* With S = scale * q k^T, P = softmax(S), out = P v:
      *   dp_ij = dout_i . v_j,  D_i = sum_j p_ij dp_ij,  ds_ij = scale * p_ij (dp_ij - D_i)
-     *   dq_i += sum_j ds_ij k_j,  dk_j += sum_i ds_ij q_i,  dv_j += sum_i p_ij dout_i */
+     *   dq_i += sum_j ds_ij k_j,  dk_j += sum_i ds_ij q_i,  dv_j += sum_i p_ij dout_i
+     * Each dp_ij is computed once: the row pass keeps the block's ds rows in this
+     * thread's slice of scratch, and the key pass reads them back. */
 #pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         for (int kvh = 0; kvh < KVH; kvh++) {
@@ -170,37 +177,30 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
             float *dkb = dk ? dk + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
             float *dvb = dv ? dv + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
             const int *sb = seg ? seg + (size_t)b * T : NULL;
+            float *dsb = scratch + (size_t)omp_get_thread_num() * ATT_BLOCK * T; /* [ATT_BLOCK][T] */
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                 const float *ab = att + ((size_t)b * H + h) * T * T;
                 const size_t q_base = (size_t)b * T * C + (size_t)h * hd;
-                /* Query rows in blocks of ATT_BLOCK: first the row-wise quantities (D_i,
+                /* Query rows in blocks of ATT_BLOCK: first the row-wise quantities (ds_i.,
                  * dq_i), then the key-wise ones (dk_j, dv_j) for the same rows. */
                 for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
                     const int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                    float D[ATT_BLOCK], dp[ATT_BLOCK], ds[ATT_BLOCK], pcol[ATT_BLOCK];
+                    float ds[ATT_BLOCK], pcol[ATT_BLOCK];
 
-                    for (int i = i0; i < i1; i++) {
-                        const float *probs = ab + (size_t)i * T;
-                        const float *dout_i = dout + q_base + (size_t)i * C;
-                        const int js = sb ? sb[i] : 0, je = causal ? i + 1 : T;
-                        float Di = 0.0f;
-                        if (dq || dk) {
-                            for (int j0 = js; j0 < je; j0 += ATT_BLOCK) {
-                                const int nb = je - j0 < ATT_BLOCK ? je - j0 : ATT_BLOCK;
-                                dot_rows(dp, dout_i, vb + (size_t)j0 * KC, (size_t)KC, nb, hd, 1.0f);
-                                for (int t = 0; t < nb; t++) Di += probs[j0 + t] * dp[t];
-                            }
+                    if (dq || dk)
+                        for (int i = i0; i < i1; i++) {
+                            const float *probs = ab + (size_t)i * T;
+                            const float *dout_i = dout + q_base + (size_t)i * C;
+                            const int js = sb ? sb[i] : 0, je = causal ? i + 1 : T;
+                            float *dsr = dsb + (size_t)(i - i0) * T;
+                            dot_rows(dsr + js, dout_i, vb + (size_t)js * KC, (size_t)KC, je - js, hd, 1.0f);
+                            float Di = 0.0f;
+                            for (int j = js; j < je; j++) Di += probs[j] * dsr[j];
+                            for (int j = js; j < je; j++) dsr[j] = scale * probs[j] * (dsr[j] - Di);
+                            if (dq)
+                                axpy_rows(dq + q_base + (size_t)i * C, dsr + js, kb + (size_t)js * KC, (size_t)KC,
+                                          je - js, hd);
                         }
-                        D[i - i0] = Di;
-                        if (!dq) continue;
-                        for (int j0 = js; j0 < je; j0 += ATT_BLOCK) {
-                            const int nb = je - j0 < ATT_BLOCK ? je - j0 : ATT_BLOCK;
-                            dot_rows(dp, dout_i, vb + (size_t)j0 * KC, (size_t)KC, nb, hd, 1.0f);
-                            for (int t = 0; t < nb; t++) ds[t] = scale * probs[j0 + t] * (dp[t] - Di);
-                            axpy_rows(dq + q_base + (size_t)i * C, ds, kb + (size_t)j0 * KC,
-                                      (size_t)KC, nb, hd);
-                        }
-                    }
 
                     if (!dk && !dv) continue;
                     /* Key j receives from the rows of this block that can see it: rows
@@ -223,9 +223,10 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                         const float *q_r0 = q + q_base + (size_t)r0 * C;
                         const float *dout_r0 = dout + q_base + (size_t)r0 * C;
                         if (dkb) {
-                            dot_rows(dp, vb + (size_t)j * KC, dout_r0, (size_t)C, nr, hd, 1.0f);
-                            for (int t = 0; t < nr; t++)
-                                ds[t] = scale * pcol[t] * (dp[t] - D[r0 - i0 + t]);
+                            /* a row of the range that does not see j has p_ij = 0 exactly,
+                             * and then ds_ij = 0 (its ds slot was never written) */
+                            for (int i = r0; i < r1; i++)
+                                ds[i - r0] = pcol[i - r0] != 0.0f ? dsb[(size_t)(i - i0) * T + j] : 0.0f;
                             axpy_rows(dkb + (size_t)j * KC, ds, q_r0, (size_t)C, nr, hd);
                         }
                         if (dvb) axpy_rows(dvb + (size_t)j * KC, pcol, dout_r0, (size_t)C, nr, hd);

@@ -84,10 +84,13 @@ void rope_backward(float *dx, const float *cos_tab, const float *sin_tab, const 
 void attention_forward(float *out, float *att, const float *q, const float *k,
                        const float *v, int B, int T, int H, int KVH, int hd, int causal,
                        const int *seg_start);
+/* scratch: attention_backward_scratch_floats(T) floats (a slice per thread). Must not be
+ * called from several threads of an enclosing parallel region at once. */
 void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                         const float *att, const float *q, const float *k, const float *v,
                         int B, int T, int H, int KVH, int hd, int causal,
-                        const int *seg_start);
+                        const int *seg_start, float *scratch);
+size_t attention_backward_scratch_floats(int T);
 
 /* ---- attention of Tq new rows against a cache of Tk >= Tq rows (generation).
  * The new rows are the last Tq of the Tk: row i attends to cache rows

@@ -693,7 +693,7 @@ void block_backward(const block_geom *g, const block_params *p, const block_para
     memset(m->dk, 0, N * Dkv * sizeof(float));
     memset(m->dv, 0, N * Dkv * sizeof(float));
     attention_backward(m->dq, m->dk, m->dv, m->dao, a->att, a->q, a->k, a->v, B, T, g->H, g->KVH,
-                       g->hd, g->causal, seg_start);
+                       g->hd, g->causal, seg_start, m->att_scratch);
     if (g->rope) {
         rope_backward(m->dq, rope_cos, rope_sin, pos, (int)N, g->H, g->hd);
         rope_backward(m->dk, rope_cos, rope_sin, pos, (int)N, g->KVH, g->hd);

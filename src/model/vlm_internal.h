@@ -85,6 +85,7 @@ struct vlm {
     /* backward scratch */
     float *bmem;
     float *dx, *dn, *dq, *dk, *dv, *dao, *dh1, *dup, *dhact, *dlogits, *dfeat;
+    float *att_scratch; /* attention_backward's per-thread rows */
     /* the last batch (for backward) */
     int last_B, last_T, last_n_images;
     const int *last_ids, *last_targets;

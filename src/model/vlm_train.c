@@ -150,7 +150,8 @@ static int ensure_capacity(vlm *m, int B, int T, int n_images, sevo_error *err) 
     size_t Dmax = (size_t)maxi(c->text.hidden_size, c->vision.hidden_size);
     size_t Fmax = (size_t)maxi(c->text.intermediate_size, c->vision.intermediate_size);
     size_t Dkv = (size_t)maxi(m->tgeom.KVH * m->tgeom.hd, m->vgeom.KVH * m->vgeom.hd);
-    size_t bsize = N * Dmax * 4 + N * Dkv * 2 + N * Fmax * 3 + N * V + N * Dt;
+    size_t att_scratch = attention_backward_scratch_floats(maxi(T, m->num_patches));
+    size_t bsize = N * Dmax * 4 + N * Dkv * 2 + N * Fmax * 3 + N * V + N * Dt + att_scratch;
     m->bmem = sevo_malloc(bsize * sizeof(float), "gradient scratch", err);
     if (!m->tmem || !m->tblocks || !m->pos || !m->splice_rows || !m->splice_feat || !m->bmem) return -1;
     float *cur = m->tmem;
@@ -172,6 +173,7 @@ static int ensure_capacity(vlm *m, int B, int T, int n_images, sevo_error *err) 
     m->dhact = cur, cur += N * Fmax;
     m->dlogits = cur, cur += N * V;
     m->dfeat = cur, cur += N * Dt;
+    m->att_scratch = cur, cur += att_scratch;
     m->cap_B = B;
     m->cap_T = T;
     return 0;

@@ -9,6 +9,20 @@
 
 #include "kernels/kernels.h"
 
+/* attention_backward's scratch, grown as needed and freed at the end of main. */
+static float *g_scratch;
+static size_t g_scratch_n;
+static float *test_scratch(int T) {
+    size_t n = attention_backward_scratch_floats(T);
+    if (n > g_scratch_n) {
+        free(g_scratch);
+        g_scratch = malloc(n * sizeof(float));
+        assert_non_null(g_scratch);
+        g_scratch_n = n;
+    }
+    return g_scratch;
+}
+
 typedef struct {
     const double *q, *k, *v;
     const float *r;
@@ -116,7 +130,7 @@ static void check_case(att_case *c, size_t step) {
 
     float *dq = alloc_floats(c->nq), *dk = alloc_floats(c->nkv), *dv = alloc_floats(c->nkv);
     attention_backward(dq, dk, dv, c->r, c->att, c->q, c->k, c->v, c->B, c->T, c->H, c->KVH,
-                       c->hd, c->causal, c->seg);
+                       c->hd, c->causal, c->seg, test_scratch(c->T));
     double *num = alloc_doubles(c->nq);
     numeric_grad(num, c->qd, c->nq, step, att_ref_loss, &c->ref);
     check_grad("attention dq", dq, num, c->nq, step);
@@ -199,7 +213,7 @@ static void test_large_scores_are_stable(void **state) {
     for (size_t i = 0; i < c.nq; i++) assert_true(isfinite(c.out[i]));
     check_close("attention large out", c.out, c.ref_out, c.nq, 1e-4, 1e-4);
     float *dq = alloc_floats(c.nq), *dk = alloc_floats(c.nkv), *dv = alloc_floats(c.nkv);
-    attention_backward(dq, dk, dv, c.r, c.att, c.q, c.k, c.v, 1, 8, 2, 2, 16, 0, NULL);
+    attention_backward(dq, dk, dv, c.r, c.att, c.q, c.k, c.v, 1, 8, 2, 2, 16, 0, NULL, test_scratch(8));
     for (size_t i = 0; i < c.nq; i++) assert_true(isfinite(dq[i]));
     for (size_t i = 0; i < c.nkv; i++) assert_true(isfinite(dk[i]) && isfinite(dv[i]));
     free(dq); free(dk); free(dv);
@@ -212,7 +226,7 @@ static void test_accumulate_and_null(void **state) {
     att_case c;
     case_init(&c, B, T, H, KVH, hd, 1, 1.0f, 12);
     float *fq = alloc_floats(c.nq), *fk = alloc_floats(c.nkv), *fv = alloc_floats(c.nkv);
-    attention_backward(fq, fk, fv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL);
+    attention_backward(fq, fk, fv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL, test_scratch(T));
 
     sevo_rng rng;
     sevo_rng_seed(&rng, 13, 7);
@@ -221,23 +235,23 @@ static void test_accumulate_and_null(void **state) {
     fill_normal(&rng, gk, c.nkv, 1.0f);
     fill_normal(&rng, gv, c.nkv, 1.0f);
     float *bq = copy_floats(gq, c.nq), *bk = copy_floats(gk, c.nkv), *bv = copy_floats(gv, c.nkv);
-    attention_backward(gq, gk, gv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL);
-    attention_backward(gq, gk, gv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL);
+    attention_backward(gq, gk, gv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL, test_scratch(T));
+    attention_backward(gq, gk, gv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL, test_scratch(T));
     check_accumulated_twice("attention dq", gq, bq, fq, c.nq);
     check_accumulated_twice("attention dk", gk, bk, fk, c.nkv);
     check_accumulated_twice("attention dv", gv, bv, fv, c.nkv);
 
     /* Each gradient alone equals its part of the full call. */
     float *only = alloc_floats(c.nq);
-    attention_backward(only, NULL, NULL, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL);
+    attention_backward(only, NULL, NULL, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL, test_scratch(T));
     check_close_f("attention dq only", only, fq, c.nq, 0.0, 0.0);
     memset(only, 0, c.nq * sizeof(float));
-    attention_backward(NULL, only, NULL, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL);
+    attention_backward(NULL, only, NULL, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL, test_scratch(T));
     check_close_f("attention dk only", only, fk, c.nkv, 0.0, 0.0);
     memset(only, 0, c.nq * sizeof(float));
-    attention_backward(NULL, NULL, only, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL);
+    attention_backward(NULL, NULL, only, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL, test_scratch(T));
     check_close_f("attention dv only", only, fv, c.nkv, 0.0, 0.0);
-    attention_backward(NULL, NULL, NULL, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL);
+    attention_backward(NULL, NULL, NULL, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL, test_scratch(T));
     free(fq); free(fk); free(fv); free(gq); free(gk); free(gv); free(bq); free(bk); free(bv);
     free(only);
     case_free(&c);
@@ -284,7 +298,7 @@ static void check_packed(int B, int T, int H, int KVH, int hd, const int lens[][
                         assert_true(c.att[(((size_t)b * H + h) * T + i) * T + j] == 0.0f);
 
     float *dq = alloc_floats(c.nq), *dk = alloc_floats(c.nkv), *dv = alloc_floats(c.nkv);
-    attention_backward(dq, dk, dv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, seg);
+    attention_backward(dq, dk, dv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, seg, test_scratch(T));
     for (int b = 0; b < B; b++)
         for (int s = 0, start = 0; s < MAX_SEGS && lens[b][s]; start += lens[b][s++]) {
             const int L = lens[b][s];
@@ -304,7 +318,7 @@ static void check_packed(int B, int T, int H, int KVH, int hd, const int lens[][
             float *gq = alloc_floats((size_t)L * C), *gk = alloc_floats((size_t)L * KC),
                   *gv = alloc_floats((size_t)L * KC);
             attention_backward(gq, gk, gv, c.r + r * C, att, c.q + r * C, c.k + r * KC,
-                               c.v + r * KC, 1, L, H, KVH, hd, 1, NULL);
+                               c.v + r * KC, 1, L, H, KVH, hd, 1, NULL, test_scratch(L));
             check_close_f("packed dq vs alone", dq + r * C, gq, (size_t)L * C, 1e-6, 1e-6);
             check_close_f("packed dk vs alone", dk + r * KC, gk, (size_t)L * KC, 1e-6, 1e-6);
             check_close_f("packed dv vs alone", dv + r * KC, gv, (size_t)L * KC, 1e-6, 1e-6);
@@ -327,7 +341,7 @@ static void check_packed(int B, int T, int H, int KVH, int hd, const int lens[][
                               0.0);
             }
             gq = alloc_floats(c.nq), gk = alloc_floats(c.nkv), gv = alloc_floats(c.nkv);
-            attention_backward(gq, gk, gv, pr, patt, pq, pk, pv, B, T, H, KVH, hd, 1, seg);
+            attention_backward(gq, gk, gv, pr, patt, pq, pk, pv, B, T, H, KVH, hd, 1, seg, test_scratch(T));
             check_close_f("packed dq, rest NaN", gq + r * C, dq + r * C, (size_t)L * C, 0.0, 0.0);
             check_close_f("packed dk, rest NaN", gk + r * KC, dk + r * KC, (size_t)L * KC, 0.0,
                           0.0);
@@ -372,8 +386,8 @@ static void check_one_segment(int B, int T, int H, int KVH, int hd, uint64_t see
     check_close_f("one segment att", att, c.att, c.natt, 0.0, 0.0);
     float *dq = alloc_floats(c.nq), *dk = alloc_floats(c.nkv), *dv = alloc_floats(c.nkv);
     float *gq = alloc_floats(c.nq), *gk = alloc_floats(c.nkv), *gv = alloc_floats(c.nkv);
-    attention_backward(dq, dk, dv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL);
-    attention_backward(gq, gk, gv, c.r, att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, seg);
+    attention_backward(dq, dk, dv, c.r, c.att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, NULL, test_scratch(T));
+    attention_backward(gq, gk, gv, c.r, att, c.q, c.k, c.v, B, T, H, KVH, hd, 1, seg, test_scratch(T));
     check_close_f("one segment dq", gq, dq, c.nq, 0.0, 0.0);
     check_close_f("one segment dk", gk, dk, c.nkv, 0.0, 0.0);
     check_close_f("one segment dv", gv, dv, c.nkv, 0.0, 0.0);
@@ -427,5 +441,7 @@ int main(void) {
         cmocka_unit_test(test_packed_one_segment),
         cmocka_unit_test(test_cached),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    free(g_scratch);
+    return rc;
 }
