@@ -27,14 +27,14 @@ static void config_fingerprint(const sevo_config *cfg, char out[17]) {
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
-typedef enum { STAGE_TODO, STAGE_RESUME, STAGE_DONE } stage_state;
+typedef enum { STAGE_FRESH, STAGE_RESUME, STAGE_DONE } stage_state;
 
 /* Reads dir's stamp: DONE when complete with this fingerprint, RESUME when started with
- * it, TODO when the directory is absent or empty; another run's directory is an error. */
+ * it, FRESH when the directory is absent or empty; another run's directory is an error. */
 static int stage_check(const char *stage, const char *dir, const char *fp, stage_state *st, sevo_error *err) {
     char path[4096];
     sevo_path_join(path, sizeof path, dir, STAMP);
-    *st = STAGE_TODO;
+    *st = STAGE_FRESH;
     if (!sevo_dir_exists(dir)) return 0;
     if (!sevo_file_exists(path)) {
         DIR *d = opendir(dir);

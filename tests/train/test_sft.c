@@ -15,6 +15,7 @@
 #include "core/threads.h"
 #include "data/synth.h"
 #include "train/sft.h"
+#include "../test_world.h"
 
 static char g_dir[64];
 
@@ -22,21 +23,8 @@ static int setup(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "/tmp/sevo-sft-XXXXXX");
     if (!mkdtemp(g_dir)) return -1;
-    synth_options o;
-    synth_options_default(&o);
-    char data[128];
-    snprintf(data, sizeof data, "%s/data", g_dir);
-    o.output_dir = data;
-    o.num_train = 120;
-    o.num_test = 20;
-    o.seed = 3;
-    sevo_error err;
-    if (synth_generate(&o, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
-    }
     sevo_threads_init(2);
-    return 0;
+    return test_world_data(g_dir, 120, 20);
 }
 
 static int teardown(void **state) {
@@ -45,16 +33,10 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* One epoch of the test world's short run, with a checkpoint every 4 steps. */
 static void small_run_config(sevo_config *c) {
-    config_defaults(c);
-    c->sft.learning_rate = 3e-3f;
-    c->sft.batch_size = 8;
-    c->sft.gradient_accumulation_steps = 1;
-    c->sft.num_epochs = 1;
-    c->sft.warmup_ratio = 0.1f;
-    c->logging_steps = 1;
+    test_world_config(c, 1);
     c->save_steps = 4;
-    c->seed = 5;
 }
 
 /* Reads the "loss" of every line of metrics.jsonl. */
