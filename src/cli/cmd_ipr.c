@@ -71,5 +71,10 @@ int cmd_ipr(int argc, char **argv) {
     for (int i = 1; i <= o.max_refinement; i++) printf("%s%d in round %d", i > 1 ? ", " : "", st.success_per_iteration[i], i);
     printf("), %d failed; %d pairs, success rate %.3f, pair yield %.3f (%.1fs); wrote %s\n", st.refined_failed,
            st.pairs_generated, ipr_success_rate(&st), ipr_pair_yield(&st), sevo_now() - t0, o.output_dir);
+    if (st.verifier_checked > 0)
+        printf("ipr: verifier on the ground-truth perceptions: %d/%d valid (%.3f); %d samples rejected a c_0 "
+               "equal to the ground truth\n",
+               st.verifier_valid, st.verifier_checked, (double)st.verifier_valid / st.verifier_checked,
+               st.ground_truth_rejected);
     return 0;
 }

@@ -131,6 +131,7 @@ static const key_def KEYS[] = {
         .dflt = "0.03"),
     KEY("sft.weight_decay", T_FLOAT, sft.weight_decay, .flags = GE, .lo = 0, .dflt = "0.0"),
     KEY("sft.max_grad_norm", T_FLOAT, sft.max_grad_norm, .flags = GT, .lo = 0, .dflt = "1.0"),
+    KEY("sft.text_loss_weight", T_FLOAT, sft.text_loss_weight, .flags = GT, .lo = 0, .dflt = "1"),
 
     KEY("synth.num_train", T_INT, synth.num_train, .flags = GE, .lo = 1, .dflt = "4000"),
     KEY("synth.num_test", T_INT, synth.num_test, .flags = GE, .lo = 1, .dflt = "1000"),

@@ -66,6 +66,7 @@ typedef struct sevo_sft_section {
     float warmup_ratio;  /* sevo */
     float weight_decay;  /* sevo */
     float max_grad_norm; /* sevo */
+    float text_loss_weight; /* sevo: loss weight of the text-only (π_text) examples' tokens */
 } sevo_sft_section;
 
 typedef struct sevo_synth_section { /* sevo: the embedded synthetic world */

@@ -76,6 +76,13 @@ void ipr_stats_add(ipr_stats *s, const ipr_sample_result *r) {
     }
 }
 
+void ipr_stats_add_verifier(ipr_stats *s, const ipr_sample_result *r, const char *ground_truth_perception,
+                            int gt_valid) {
+    s->verifier_checked++;
+    s->verifier_valid += gt_valid != 0;
+    s->ground_truth_rejected += r->outcome != IPR_INITIALLY_CORRECT && !strcmp(r->initial, ground_truth_perception);
+}
+
 double ipr_success_rate(const ipr_stats *s) {
     int failed_first = s->total_samples - s->initially_correct;
     return failed_first > 0 ? (double)s->refined_success / failed_first : 0.0;
@@ -105,6 +112,17 @@ int ipr_stats_save(const ipr_stats *s, const char *path, sevo_error *err) {
     }
     cJSON_AddNumberToObject(o, "success_rate", ipr_success_rate(s));
     cJSON_AddNumberToObject(o, "pair_yield", ipr_pair_yield(s));
+    if (s->verifier_checked > 0) {
+        cJSON *v = cJSON_AddObjectToObject(o, "verifier_on_ground_truth");
+        if (!v) {
+            cJSON_Delete(o);
+            return sevo_fail(err, "out of memory (ipr_stats)");
+        }
+        cJSON_AddNumberToObject(v, "checked", s->verifier_checked);
+        cJSON_AddNumberToObject(v, "valid", s->verifier_valid);
+        cJSON_AddNumberToObject(v, "accuracy", (double)s->verifier_valid / s->verifier_checked);
+        cJSON_AddNumberToObject(v, "ground_truth_rejected", s->ground_truth_rejected);
+    }
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     if (!text) return sevo_fail(err, "out of memory (ipr_stats)");
@@ -163,6 +181,16 @@ int ipr_run(const ipr_options *o, ipr_stats *stats, sevo_error *err) {
             goto done;
         }
         ipr_stats_add(stats, &r);
+        if (s->perception) {
+            /* greedy and off the sampling stream: the pairs are the same with or without it */
+            char gt_answer[TRACE_TEXT];
+            int gt_valid;
+            if (perception_valid(pol, s->question, s->perception, s->answer, gt_answer, &gt_valid, err)) {
+                sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
+                goto done;
+            }
+            ipr_stats_add_verifier(stats, &r, s->perception, gt_valid);
+        }
         /* image paths relative to the output directory, so the set moves as a whole */
         sevo_path_relative(rel, sizeof rel, o->output_dir, s->image);
         if (r.outcome == IPR_REFINED &&
@@ -175,6 +203,7 @@ int ipr_run(const ipr_options *o, ipr_stats *stats, sevo_error *err) {
                 cJSON_AddStringToObject(j, "question", s->question) &&
                 cJSON_AddStringToObject(j, "ground_truth", s->answer) &&
                 cJSON_AddStringToObject(j, "rejected", r.initial) &&
+                cJSON_AddStringToObject(j, "last_refinement", r.refined) &&
                 cJSON_AddNumberToObject(j, "iteration", o->max_refinement))
                 line = cJSON_PrintUnformatted(j);
             cJSON_Delete(j);

@@ -34,9 +34,18 @@ typedef struct ipr_stats {
     int total_samples, initially_correct, refined_success, refined_failed, pairs_generated;
     int max_refinement;
     int success_per_iteration[IPR_MAX_ITERATIONS + 1]; /* [i] = pairs from round i, 1-based */
+    /* The verifier against the data's own ground-truth perceptions (records that carry
+     * one): how many were checked, how many Valid accepts, and how many samples had a
+     * c_0 identical to the ground truth and still rejected (every such pair prefers a
+     * changed, wrong description). Diagnostics only: they change no pair. */
+    int verifier_checked, verifier_valid, ground_truth_rejected;
 } ipr_stats;
 
 void ipr_stats_add(ipr_stats *s, const ipr_sample_result *r);
+/* Adds one record's verifier diagnostic: gt_valid = Valid(its ground-truth perception),
+ * and whether c_0 (r) equals that perception while failing Valid. */
+void ipr_stats_add_verifier(ipr_stats *s, const ipr_sample_result *r, const char *ground_truth_perception,
+                            int gt_valid);
 /* refined_success / (total − initially_correct); 0 when every sample was correct. */
 double ipr_success_rate(const ipr_stats *s);
 /* pairs_generated / total_samples. */

@@ -149,6 +149,9 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
             printf("[ipr] %d samples: %d initially correct, %d refined, %d failed; %d pairs (yield %.3f)\n",
                    is.total_samples, is.initially_correct, is.refined_success, is.refined_failed, is.pairs_generated,
                    ipr_pair_yield(&is));
+        if (o->verbose && is.verifier_checked > 0)
+            printf("[ipr] verifier on ground-truth perceptions: %.3f valid; %d right c_0 rejected\n",
+                   (double)is.verifier_valid / is.verifier_checked, is.ground_truth_rejected);
         if (is.pairs_generated == 0)
             return sevo_fail(err, "pipeline, ipr: no preference pairs (every perception was either right or "
                              "beyond repair); nothing for SR-DPO to learn from");

@@ -45,6 +45,7 @@ int example_set_add(example_set *s, const tokseq *seq, int image, int max_len, s
     memcpy(e->loss, seq->loss, (size_t)n);
     e->n = n;
     e->image = image;
+    e->weight = 1.0f;
     s->n++;
     return 0;
 }
@@ -191,4 +192,31 @@ int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, i
                         .seg_start = bb->seg_start, .images = bb->images, .n_images = n_img,
                         .image_of = bb->image_of};
     return 0;
+}
+
+double examples_target_weight(const example_set *s, const int *idx, int n) {
+    double w = 0;
+    for (int i = 0; i < n; i++) {
+        const train_example *e = &s->ex[idx[i]];
+        int targets = 0;
+        for (int t = 1; t < e->n; t++) targets += e->loss[t];
+        w += (double)e->weight * targets;
+    }
+    return w;
+}
+
+double batch_weighted_nll(const batch_buf *bb, const example_set *s, const int *idx, int n, const float *logp,
+                          float scale, float *dlogp) {
+    int N = bb->b.B * bb->b.T;
+    for (int k = 0; k < N; k++) dlogp[k] = 0.0f;
+    double nll = 0;
+    for (int i = 0; i < n; i++) {
+        const train_example *e = &s->ex[idx[i]];
+        for (int t = 0, k = bb->ex_start[i]; t < e->n; t++, k++)
+            if (bb->targets[k] >= 0) {
+                dlogp[k] = scale * e->weight;
+                nll -= (double)e->weight * logp[k];
+            }
+    }
+    return nll;
 }

@@ -18,7 +18,8 @@ typedef struct train_example {
     int *ids;
     unsigned char *loss;
     int n;
-    int image; /* index into the set's images, or -1 */
+    int image;    /* index into the set's images, or -1 */
+    float weight; /* the example's share of the loss, per target token (1 by default) */
 } train_example;
 
 typedef struct example_set {
@@ -58,5 +59,16 @@ void batch_buf_free(batch_buf *bb);
  * length - 1 of the flat [B*T] batch. */
 int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, int row_len,
                    sevo_error *err);
+
+/* Sum over the target tokens of the examples idx[0..n) of their weights, the
+ * denominator of a weighted mean cross-entropy. */
+double examples_target_weight(const example_set *s, const int *idx, int n);
+
+/* For the batch just assembled from idx[0..n): dlogp[k] = scale * weight of token k's
+ * example for every token with a target, 0 elsewhere; returns the sum over those tokens
+ * of weight * -logp[k]. With scale = -1 / examples_target_weight(all micro-batches),
+ * dlogp is the gradient of the weighted mean cross-entropy. */
+double batch_weighted_nll(const batch_buf *bb, const example_set *s, const int *idx, int n, const float *logp,
+                          float scale, float *dlogp);
 
 #endif

@@ -26,6 +26,11 @@ static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokeni
         if (s->wrong_perception) texts[n++] = s->wrong_perception;
         for (int k = 0; k < s->n_steps && n < cap - 1; k++) texts[n++] = s->steps[k];
     }
+    /* The template goes in unfilled, so its "'{" and "}'" become words and the quotes
+     * around a filled-in description encode as <unk>: one consistent token, which the
+     * model learns like any other. Building from the filled template would be tidier but
+     * changes every vocabulary, and so every trained number this project reports; it
+     * waits for the next re-baseline (docs/self-evolving-loop.md). */
     texts[n++] = tmpl;
     int rc = tokenizer_build_wordlevel(tok, texts, n, PROMPT_SPECIAL_TOKENS, PROMPT_NUM_SPECIAL_TOKENS, err);
     free(texts);
@@ -44,7 +49,7 @@ static int push_steps_answer(tokseq *q, const prompt_ids *p, const sevo_tokenize
 }
 
 static int build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const vlm_config *c,
-                          const char *tmpl, int max_len, example_set *es, sevo_error *err) {
+                          const char *tmpl, float text_weight, int max_len, example_set *es, sevo_error *err) {
     prompt_ids p;
     if (prompt_ids_resolve(&p, tok, err)) return -1;
     int P = vlm_config_num_patches(c);
@@ -68,7 +73,9 @@ static int build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, con
             rc = prompt_text(&q, &p, tok, s->question, s->perception, err) ||
                  tokseq_text(&q, tok, s->answer, 1, err) || tokseq_push(&q, p.eos, 1, err) ||
                  example_set_add(es, &q, -1, max_len, err);
-            if (rc || !s->wrong_perception) continue;
+            if (rc) break;
+            es->ex[es->n - 1].weight = text_weight;
+            if (!s->wrong_perception) continue;
             q.n = 0;
             rc = prompt_refine(&q, &p, tok, np, s->question, s->wrong_perception, tmpl, err) ||
                  tokseq_text(&q, tok, s->perception, 1, err) || tokseq_push(&q, p.eos, 1, err) ||
@@ -107,7 +114,8 @@ static int make_model(const sevo_config *cfg, const sevo_dataset *ds, vlm **m, s
     return 0;
 }
 
-/* One SFT step: the mean token cross-entropy over every target token of its micro-batches. */
+/* One SFT step: the weighted mean token cross-entropy over every target token of its
+ * micro-batches (a token weighs what its example does). */
 typedef struct sft_ctx {
     const example_set *es;
     batch_buf bb;
@@ -118,29 +126,22 @@ typedef struct sft_ctx {
 static int sft_step(void *vctx, vlm *m, const int *order, const int *batch_start, int b0, int b1,
                     trainer_step_result *r, sevo_error *err) {
     sft_ctx *x = vctx;
-    /* count the step's target tokens first: the loss is the mean over all of them */
-    long long step_targets = 0;
+    /* weigh the step's target tokens first: the loss is the mean over all of them */
+    double step_weight = 0;
     for (int b = b0; b < b1; b++)
-        for (int i = batch_start[b]; i < batch_start[b + 1]; i++) {
-            const train_example *e = &x->es->ex[order[i]];
-            for (int t = 1; t < e->n; t++) step_targets += e->loss[t];
-        }
-    float scale = step_targets > 0 ? -1.0f / (float)step_targets : 0.0f;
+        step_weight += examples_target_weight(x->es, order + batch_start[b], batch_start[b + 1] - batch_start[b]);
+    float scale = step_weight > 0 ? (float)(-1.0 / step_weight) : 0.0f;
     double loss = 0;
     for (int b = b0; b < b1; b++) {
-        int k = batch_start[b];
-        if (batch_assemble(&x->bb, x->es, order + k, batch_start[b + 1] - k, x->pad_id, x->row_len, err) ||
+        int k = batch_start[b], n = batch_start[b + 1] - k;
+        if (batch_assemble(&x->bb, x->es, order + k, n, x->pad_id, x->row_len, err) ||
             vlm_forward(m, &x->bb.b, x->logp, err))
             return -1;
-        int N = x->bb.b.B * x->bb.b.T;
-        for (int i = 0; i < N; i++) {
-            x->dlogp[i] = x->bb.targets[i] >= 0 ? scale : 0.0f;
-            loss -= x->logp[i];
-        }
+        loss += batch_weighted_nll(&x->bb, x->es, order + k, n, x->logp, scale, x->dlogp);
         vlm_backward(m, x->dlogp);
-        r->tokens += N;
+        r->tokens += x->bb.b.B * x->bb.b.T;
     }
-    r->metrics[0] = loss / (double)(step_targets > 0 ? step_targets : 1);
+    r->metrics[0] = loss / (step_weight > 0 ? step_weight : 1.0);
     return 0;
 }
 
@@ -166,7 +167,7 @@ int sft_run(const sft_options *o, sevo_error *err) {
     example_set_free(&es);
     example_set_init(&es, c->num_channels * c->image_size * c->image_size);
     int max_len = h->max_seq_length < c->max_position_embeddings ? h->max_seq_length : c->max_position_embeddings;
-    if (build_examples(&ds, tok, c, cfg->ipr.refinement_prompt_template, max_len, &es, err)) goto done;
+    if (build_examples(&ds, tok, c, cfg->ipr.refinement_prompt_template, cfg->sft.text_loss_weight, max_len, &es, err)) goto done;
     if (es.n == 0) {
         sevo_fail(err, "%s: no training examples", path);
         goto done;

@@ -57,6 +57,18 @@ static void test_stats_by_hand(void **state) {
     assert_int_equal(s.success_per_iteration[2], 1);
     assert_true(fabs(ipr_success_rate(&s) - 0.75) < 1e-12);
     assert_true(fabs(ipr_pair_yield(&s) - 0.5) < 1e-12);
+    /* the verifier diagnostic: a rejected c_0 equal to the ground truth counts, a
+     * rejected different one and an accepted equal one do not */
+    ipr_stats v = {0};
+    ipr_sample_result bad = {.outcome = IPR_FAILED}, good = {.outcome = IPR_INITIALLY_CORRECT};
+    snprintf(bad.initial, sizeof bad.initial, "red circle at center");
+    snprintf(good.initial, sizeof good.initial, "red circle at center");
+    ipr_stats_add_verifier(&v, &bad, "red circle at center", 0);
+    ipr_stats_add_verifier(&v, &bad, "red square at center", 1);
+    ipr_stats_add_verifier(&v, &good, "red circle at center", 1);
+    assert_int_equal(v.verifier_checked, 3);
+    assert_int_equal(v.verifier_valid, 2);
+    assert_int_equal(v.ground_truth_rejected, 1);
     /* all correct: no failed first perceptions, rate 0 rather than 0/0 */
     ipr_stats z = {0};
     ipr_sample_result ok = {.outcome = IPR_INITIALLY_CORRECT};
@@ -115,6 +127,10 @@ static void test_run_keeps_its_books(void **state) {
     /* the short run leaves the model with both successes and failures to learn from */
     assert_true(s.refined_success > 0);
     assert_true(s.initially_correct > 0);
+    /* every test-world record carries its ground-truth perception */
+    assert_int_equal(s.verifier_checked, 100);
+    assert_true(s.verifier_valid > 0 && s.verifier_valid <= 100);
+    assert_true(s.ground_truth_rejected <= s.total_samples - s.initially_correct);
     snprintf(p, sizeof p, "%s/preferences.jsonl", a);
     sevo_preferences prefs;
     sevo_error err;

@@ -1,5 +1,6 @@
 /* test_examples.c: batch assembly. Packing examples into shared rows must give every
- * example exactly the log-probabilities it gets in a row of its own. */
+ * example exactly the log-probabilities it gets in a row of its own; the weighted
+ * cross-entropy gradient matches a hand-computed case. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,9 +113,52 @@ static void test_packing_matches_one_row_each(void **state) {
     vlm_free(m);
 }
 
+/* The weighted cross-entropy by hand: example A (weight 1) has targets at its tokens 1
+ * and 2, example B (weight 3) at its tokens 0 and 1; the denominator is 1*2 + 3*2 = 8. */
+static void test_weighted_nll_by_hand(void **state) {
+    (void)state;
+    sevo_error err;
+    example_set s;
+    example_set_init(&s, 0);
+    tokseq q;
+    tokseq_init(&q);
+    const int a_ids[] = {2, 5, 6, 7}, a_loss[] = {0, 0, 1, 1};
+    const int b_ids[] = {2, 8, 9}, b_loss[] = {0, 1, 1};
+    for (int t = 0; t < 4; t++) assert_int_equal(tokseq_push(&q, a_ids[t], a_loss[t], &err), 0);
+    assert_int_equal(example_set_add(&s, &q, -1, 64, &err), 0);
+    q.n = 0;
+    for (int t = 0; t < 3; t++) assert_int_equal(tokseq_push(&q, b_ids[t], b_loss[t], &err), 0);
+    assert_int_equal(example_set_add(&s, &q, -1, 64, &err), 0);
+    tokseq_free(&q);
+    assert_true(s.ex[0].weight == 1.0f); /* the default */
+    s.ex[1].weight = 3.0f;
+    int idx[2] = {0, 1};
+    assert_true(examples_target_weight(&s, idx, 2) == 8.0);
+    batch_buf bb;
+    batch_buf_init(&bb);
+    assert_int_equal(batch_assemble(&bb, &s, idx, 2, 0, 8, &err), 0);
+    int N = bb.b.B * bb.b.T;
+    float logp[16], dlogp[16];
+    assert_true(N <= 16);
+    for (int k = 0; k < N; k++) logp[k] = -0.1f * (float)(k + 1);
+    double nll = batch_weighted_nll(&bb, &s, idx, 2, logp, -0.125f, dlogp);
+    int a = bb.ex_start[0], b = bb.ex_start[1];
+    double want = -((double)logp[a + 1] + logp[a + 2]) - 3.0 * ((double)logp[b] + logp[b + 1]);
+    assert_true(fabs(nll - want) < 1e-9);
+    for (int k = 0; k < N; k++) {
+        float g = 0.0f;
+        if (k == a + 1 || k == a + 2) g = -0.125f;
+        if (k == b || k == b + 1) g = -0.375f;
+        if (dlogp[k] != g) fail_msg("dlogp[%d] = %g, want %g", k, dlogp[k], g);
+    }
+    batch_buf_free(&bb);
+    example_set_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_packing_matches_one_row_each),
+        cmocka_unit_test(test_weighted_nll_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
