@@ -533,6 +533,7 @@ void vlm_free(vlm *m) {
     free(m->pos);
     free(m->bmem);
     free(m->splice_rows);
+    free(m->splice_feat);
     vision_acts_free(&m->vis, m);
     free(m);
 }
