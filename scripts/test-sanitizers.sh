@@ -12,4 +12,6 @@ cmake --build build-sanitize -j"$(nproc)"
 # the sanitizers' slowdown (the pipeline test takes about 4 minutes under them).
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-ctest --test-dir build-sanitize --output-on-failure --timeout 1500 -j"$(nproc)" "$@"
+# One test at a time: each test already runs OpenMP on every core, and two at once
+# oversubscribe them (the long tests ran 2-3x slower side by side).
+ctest --test-dir build-sanitize --output-on-failure --timeout 1500 "$@"
