@@ -128,8 +128,8 @@ static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start
         memset(x->dlogp, 0, (size_t)N * sizeof *x->dlogp);
         double nll = 0;
         for (int i = 0; i < 2 * n; i++) {
-            int s0 = x->bb.ex_start[i], len = x->es.ex[x->idx[i]].n, n_targets = 0;
-            for (int t = s0; t < s0 + len; t++) n_targets += x->bb.targets[t] >= 0;
+            const train_example *e = &x->es.ex[x->idx[i]];
+            int s0 = x->bb.ex_start[i], len = e->n, n_targets = e->n_targets;
             double g = i % 2 ? x->g_r[i / 2] : x->g_c[i / 2];
             if (i % 2 == 0 && n_targets > 0) {
                 nll += -lp[i] / n_targets / n;

@@ -44,6 +44,8 @@ int example_set_add(example_set *s, const tokseq *seq, int image, int max_len, s
     memcpy(e->ids, seq->ids, (size_t)n * sizeof *e->ids);
     memcpy(e->loss, seq->loss, (size_t)n);
     e->n = n;
+    e->n_targets = 0;
+    for (int t = 1; t < n; t++) e->n_targets += e->loss[t] != 0;
     e->image = image;
     e->weight = 1.0f;
     s->n++;
@@ -196,12 +198,7 @@ int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, i
 
 double examples_target_weight(const example_set *s, const int *idx, int n) {
     double w = 0;
-    for (int i = 0; i < n; i++) {
-        const train_example *e = &s->ex[idx[i]];
-        int targets = 0;
-        for (int t = 1; t < e->n; t++) targets += e->loss[t];
-        w += (double)e->weight * targets;
-    }
+    for (int i = 0; i < n; i++) w += (double)s->ex[idx[i]].weight * s->ex[idx[i]].n_targets;
     return w;
 }
 

@@ -18,8 +18,9 @@ typedef struct train_example {
     int *ids;
     unsigned char *loss;
     int n;
-    int image;    /* index into the set's images, or -1 */
-    float weight; /* the example's share of the loss, per target token (1 by default) */
+    int n_targets; /* tokens with a target: those after the first with loss set */
+    int image;     /* index into the set's images, or -1 */
+    float weight;  /* the example's share of the loss, per target token (1 by default) */
 } train_example;
 
 typedef struct example_set {

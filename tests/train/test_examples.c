@@ -131,6 +131,8 @@ static void test_weighted_nll_by_hand(void **state) {
     assert_int_equal(example_set_add(&s, &q, -1, 64, &err), 0);
     tokseq_free(&q);
     assert_true(s.ex[0].weight == 1.0f); /* the default */
+    assert_int_equal(s.ex[0].n_targets, 2);
+    assert_int_equal(s.ex[1].n_targets, 2);
     s.ex[1].weight = 3.0f;
     int idx[2] = {0, 1};
     assert_true(examples_target_weight(&s, idx, 2) == 8.0);
