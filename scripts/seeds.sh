@@ -22,7 +22,9 @@ echo
 echo "| Metric (${#SEEDS[@]} seeds: ${SEEDS[*]}) | SFT | SR-DPO | Δ per seed |"
 echo "|---|---:|---:|---|"
 awk -F'|' '
-  FNR <= 2 { next }                                 # header rows of each table
+  FNR == 1 { intable = 1 }
+  /^$/ { intable = 0 }                              # the main table ends at the first blank line
+  !intable || FNR <= 2 { next }                     # header rows of each table
   { m = $2; gsub(/^ +| +$/, "", m)
     if (!(m in seen)) { seen[m] = 1; order[++n] = m }
     a = $3 + 0; b = $4 + 0; d = $5; gsub(/^ +| +$/, "", d)
@@ -34,3 +36,18 @@ awk -F'|' '
       va = qa[m] / c - ma * ma; vb = qb[m] / c - mb * mb
       printf "| %s | %.1f ± %.1f | %.1f ± %.1f | %s |\n", m, ma, sqrt(va > 0 ? va : 0), mb, sqrt(vb > 0 ? vb : 0), deltas[m] } }
 ' "${tables[@]}"
+# the early-exit summary lines: "Early exit, NAME: mean reasoning steps A -> B (C% fewer);
+# accuracy D% -> E% (F points)."
+echo
+echo "| Early exit (${#SEEDS[@]} seeds) | steps, fixed K | steps, early exit | fewer steps (%) | accuracy change (points) | per seed (fewer %, points) |"
+echo "|---|---:|---:|---:|---:|---|"
+sed -n 's/^Early exit, \([^:]*\): mean reasoning steps \([0-9.]*\) -> \([0-9.]*\) (\([-0-9.]*\)% fewer); accuracy .* (\([-+0-9.]*\) points)\.$/\1|\2|\3|\4|\5/p' \
+  "${tables[@]}" | awk -F'|' '
+  { m = $1; if (!(m in seen)) { seen[m] = 1; order[++n] = m }
+    for (i = 2; i <= 5; i++) { s[m, i] += $i; q[m, i] += $i * $i }
+    k[m]++; d[m] = d[m] (d[m] == "" ? "" : "; ") $4 ", " $5 }
+  END {
+    for (j = 1; j <= n; j++) { m = order[j]; c = k[m]; line = "| " m
+      for (i = 2; i <= 5; i++) { mu = s[m, i] / c; v = q[m, i] / c - mu * mu
+        line = line sprintf(" | %.2f ± %.2f", mu, sqrt(v > 0 ? v : 0)) }
+      print line " | " d[m] " |" } }'

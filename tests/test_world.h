@@ -62,6 +62,14 @@ static inline int test_world_make(const char *dir, int num_train, int num_test, 
     return 0;
 }
 
+/* A fresh /tmp/sevo-<name>-XXXXXX in dir (n bytes) holding test_world_make's world and
+ * model: the setup of a test group that shares one trained world. */
+static inline int test_world_setup(char *dir, size_t n, const char *name, int num_train, int num_test, int epochs) {
+    snprintf(dir, n, "/tmp/sevo-%s-XXXXXX", name);
+    if (!mkdtemp(dir)) return -1;
+    return test_world_make(dir, num_train, num_test, epochs);
+}
+
 /* Lines of a text file (-1 when it cannot be read). */
 static inline int test_count_lines(const char *path) {
     FILE *f = fopen(path, "rb");

@@ -29,10 +29,17 @@ typedef struct sevo_answer {
     char answer[256];
     int num_steps;
     int tokens_generated;
+    int exited_early; /* 1 when the HSR-EE gate stopped the reasoning */
 } sevo_answer;
 
-/* Greedy perceive -> reason (at most max_steps steps) -> answer for one image file
- * (PNG or JPEG, any size: it is resized to the model's input). */
+/* Loads an HSR-EE confidence gate (confidence_head.safetensors, or a directory holding
+ * one, as `sevo train-hsr-ee` writes): from then on sevo_model_ask answers right after a
+ * reasoning step whose gate score exceeds the gate's learned threshold. The gate must
+ * have been trained for a model of this width. */
+int sevo_model_use_gate(sevo_model *m, const char *path, char *err, size_t err_len);
+
+/* Greedy perceive -> reason (at most max_steps steps, fewer with a gate) -> answer for
+ * one image file (PNG or JPEG, any size: it is resized to the model's input). */
 int sevo_model_ask(sevo_model *m, const char *image_path, const char *question, int max_steps,
                    sevo_answer *out, char *err, size_t err_len);
 

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fsutil.h"
 #include "data/image.h"
+#include "method/hsr_ee.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 
@@ -14,6 +16,10 @@ struct sevo_model {
     sevo_tokenizer *tok;
     vlm_policy *policy;
     float *pixels;
+    int has_gate;
+    hsr_gate gate;
+    hsr_gate_exit rule;
+    float *gate_scratch;
 };
 
 const char *sevo_version(void) { return SEVO_VERSION; }
@@ -29,6 +35,8 @@ void sevo_model_free(sevo_model *m) {
     vlm_free(m->m);
     tokenizer_free(m->tok);
     free(m->pixels);
+    hsr_gate_release(&m->gate);
+    free(m->gate_scratch);
     free(m);
 }
 
@@ -51,6 +59,27 @@ fail:
     return report(&e, err, err_len);
 }
 
+int sevo_model_use_gate(sevo_model *m, const char *path, char *err, size_t err_len) {
+    sevo_error e;
+    char file[4096];
+    if (sevo_dir_exists(path)) sevo_path_join(file, sizeof file, path, HSR_GATE_FILE);
+    else snprintf(file, sizeof file, "%s", path);
+    hsr_gate g;
+    if (hsr_gate_load(&g, file, vlm_get_config(m->m)->text.hidden_size, &e)) return report(&e, err, err_len);
+    float *scratch = sevo_malloc((size_t)g.h * sizeof(float), "gate", &e);
+    if (!scratch) {
+        hsr_gate_release(&g);
+        return report(&e, err, err_len);
+    }
+    hsr_gate_release(&m->gate);
+    free(m->gate_scratch);
+    m->gate = g;
+    m->gate_scratch = scratch;
+    m->rule = (hsr_gate_exit){.gate = &m->gate, .tau = hsr_gate_tau(&m->gate), .scratch = scratch};
+    m->has_gate = 1;
+    return 0;
+}
+
 int sevo_model_ask(sevo_model *m, const char *image_path, const char *question, int max_steps,
                    sevo_answer *out, char *err, size_t err_len) {
     sevo_error e;
@@ -63,11 +92,13 @@ int sevo_model_ask(sevo_model *m, const char *image_path, const char *question, 
     if (image_load(image_path, c->image_size, c->image_mean, c->image_std, m->pixels, &e))
         return report(&e, err, err_len);
     trace_result r;
-    if (policy_reason(m->policy, m->pixels, question, max_steps, NULL, NULL, &r, &e))
+    if (policy_reason(m->policy, m->pixels, question, max_steps, m->has_gate ? hsr_gate_step : NULL,
+                      m->has_gate ? &m->rule : NULL, &r, &e))
         return report(&e, err, err_len);
     snprintf(out->perception, sizeof out->perception, "%s", r.perception);
     snprintf(out->answer, sizeof out->answer, "%s", r.answer);
     out->num_steps = r.n_steps;
     out->tokens_generated = r.tokens_generated;
+    out->exited_early = r.exit_type == EXIT_EARLY;
     return 0;
 }

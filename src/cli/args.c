@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fsutil.h"
 
 static void normalise(char *dst, size_t n, const char *src) {
     size_t i = 0;
@@ -165,4 +166,13 @@ int cli_check_gen_flags(const char *cmd, float temperature, float top_p, int max
     if (temperature >= 0 && top_p > 0 && top_p <= 1 && max_new_tokens >= 1) return 0;
     fprintf(stderr, "sevo %s: need --temperature >= 0, --top_p in (0,1], --max_new_tokens >= 1\n", cmd);
     return -1;
+}
+
+int cli_split_path(const char *cmd, const char *dir, const char *split, char *out, size_t n) {
+    char name[512];
+    snprintf(name, sizeof name, "%s.jsonl", split);
+    sevo_path_join(out, n, dir, name);
+    if (sevo_file_exists(out)) return 0;
+    fprintf(stderr, "sevo %s: %s: not found (--data_dir must hold %s)\n", cmd, out, name);
+    return 1;
 }

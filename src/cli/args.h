@@ -28,6 +28,10 @@ typedef struct cli_flag {
 /* Checks the values of CLI_GEN_FLAGS; prints the problem and returns -1 when bad. */
 int cli_check_gen_flags(const char *cmd, float temperature, float top_p, int max_new_tokens);
 
+/* The path of SPLIT.jsonl in dir, into out (n bytes). Prints "not found (--data_dir must
+ * hold SPLIT.jsonl)" and returns 1 when it is not there, else 0. */
+int cli_split_path(const char *cmd, const char *dir, const char *split, char *out, size_t n);
+
 /* Parses argv (argv[0] is the command name). Loads --config into cfg first (if cfg is
  * non-NULL), then applies flags in order. Returns 0 on success, 1 if --help was
  * printed, -1 on a usage error (already printed). */

@@ -7,6 +7,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_inference(int argc, char **argv);
 int cmd_ipr(int argc, char **argv);
+int cmd_hsr_ee(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);

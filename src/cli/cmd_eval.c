@@ -4,14 +4,17 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/early_exit.h"
 #include "core/threads.h"
 #include "eval/evaluate.h"
 
 int cmd_eval(int argc, char **argv) {
     sevo_config cfg;
     config_defaults(&cfg);
-    const char *model_path = NULL, *compare = NULL, *data_dir = NULL, *out = NULL, *name = NULL, *compare_name = NULL;
-    int max_samples = 0, skip_bad = 0, seed = 42, max_new = 64;
+    const char *model_path = NULL, *compare = NULL, *data_dir = NULL, *out = NULL, *name = NULL, *compare_name = NULL,
+               *gate_path = NULL;
+    int max_samples = 0, skip_bad = 0, seed = 42, max_new = 64, use_early_exit = 0;
+    float threshold = -1.0f;
     float temperature = 0.0f, top_p = 1.0f;
     const cli_flag flags[] = {
         {"model_path", FLAG_STRING, &model_path, NULL, "checkpoint to evaluate"},
@@ -22,6 +25,10 @@ int cmd_eval(int argc, char **argv) {
         {"output_dir", FLAG_STRING, &out, NULL, "where results.json and results.md go (default: eval_output_dir)"},
         {"max_samples", FLAG_INT, &max_samples, NULL, "only the first N samples of each split"},
         {"max_reasoning_steps", FLAG_CONFIG, NULL, "hsr_ee.max_reasoning_steps", "at most K reasoning steps"},
+        {"confidence_head_path", FLAG_STRING, &gate_path, NULL,
+         "the HSR-EE gate: also answer test with early exit, next to fixed depth"},
+        {"use_early_exit", FLAG_BOOL, &use_early_exit, NULL, "evaluate early exit with the gate"},
+        {"threshold", FLAG_FLOAT, &threshold, NULL, "tau for early exit (default: the gate's learned tau)"},
         CLI_GEN_FLAGS(temperature, top_p, max_new, seed),
         {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
         {"skip_bad_lines", FLAG_BOOL, &skip_bad, NULL, "report and skip malformed JSONL lines"},
@@ -38,6 +45,18 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "sevo eval: --max_samples %d: expected >= 0\n", max_samples);
         return 2;
     }
+    cli_early_exit ee;
+    if ((rc = cli_early_exit_open("eval", &ee, gate_path, use_early_exit, threshold, model_path))) return rc;
+    if (ee.on && compare) {
+        /* the gate reads hidden states: the second model must have the same width */
+        cli_early_exit other;
+        rc = cli_early_exit_open("eval", &other, gate_path, 1, threshold, compare);
+        cli_early_exit_close(&other);
+        if (rc) {
+            cli_early_exit_close(&ee);
+            return rc;
+        }
+    }
     sevo_threads_init(cfg.num_threads);
     eval_options o = {.cfg = &cfg, .data_dir = data_dir ? data_dir : cfg.data_dir,
                       .output_dir = out ? out : cfg.eval_output_dir, .model_paths = {model_path, compare},
@@ -45,16 +64,19 @@ int cmd_eval(int argc, char **argv) {
                       .max_samples = max_samples,
                       .gen = {.temperature = temperature, .top_p = top_p, .max_new_tokens = max_new,
                               .seed = (uint64_t)seed},
-                      .skip_bad_lines = skip_bad};
+                      .skip_bad_lines = skip_bad, .gate = ee.on ? hsr_gate_step : NULL,
+                      .gate_ctx = ee.on ? &ee.rule : NULL};
     eval_model_eval models[2];
     strbuf table = {0};
     sevo_error err;
+    rc = 0;
     if (eval_run(&o, models, &table, &err)) {
         fprintf(stderr, "sevo eval: %s\n", err.msg);
-        strbuf_free(&table);
-        return 1;
+        rc = 1;
+    } else {
+        printf("%s\nwrote %s/results.json and results.md\n", table.p, o.output_dir);
     }
-    printf("%s\nwrote %s/results.json and results.md\n", table.p, o.output_dir);
     strbuf_free(&table);
-    return 0;
+    cli_early_exit_close(&ee);
+    return rc;
 }

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/early_exit.h"
 #include "core/fsutil.h"
 #include "core/threads.h"
 #include "data/image.h"
@@ -15,19 +16,15 @@
 #include "model/generate.h"
 
 static int run_dataset(vlm_policy *pol, const sevo_config *cfg, const char *data_dir, const char *split,
-                       const char *out_dir, int max_samples, int skip_bad) {
+                       const char *out_dir, int max_samples, int skip_bad, cli_early_exit *ee) {
     sevo_error err;
-    char path[4096], name[512], out_path[4096];
-    snprintf(name, sizeof name, "%s.jsonl", split);
-    sevo_path_join(path, sizeof path, data_dir, name);
-    if (!sevo_file_exists(path)) {
-        fprintf(stderr, "sevo inference: %s: not found (--data_dir must hold %s)\n", path, name);
-        return 1;
-    }
+    char path[4096], out_path[4096];
+    if (cli_split_path("inference", data_dir, split, path, sizeof path)) return 1;
     sevo_path_join(out_path, sizeof out_path, out_dir, "predictions.jsonl");
     eval_split_options so = {.data_path = path, .max_samples = max_samples,
                              .max_steps = cfg->hsr_ee.max_reasoning_steps, .predictions_path = out_path,
-                             .label = "inference", .skip_bad_lines = skip_bad};
+                             .label = "inference", .skip_bad_lines = skip_bad,
+                             .gate = ee->on ? hsr_gate_step : NULL, .gate_ctx = ee->on ? &ee->rule : NULL};
     eval_split_result r;
     double t0 = sevo_now();
     if (sevo_mkdirs(out_dir, &err) || eval_split(pol, &so, &r, &err)) {
@@ -35,8 +32,9 @@ static int run_dataset(vlm_policy *pol, const sevo_config *cfg, const char *data
         return 1;
     }
     double dt = sevo_now() - t0;
-    printf("accuracy %.4f (%ld/%ld) on %s; %.1f tokens and %.2f ms per sample; wrote %s\n", r.accuracy, r.correct,
-           r.n, path, r.mean_tokens, r.n ? 1000.0 * dt / r.n : 0.0, out_path);
+    printf("accuracy %.4f (%ld/%ld) on %s; %.2f reasoning steps, %.1f tokens and %.2f ms per sample%s; wrote %s\n",
+           r.accuracy, r.correct, r.n, path, r.mean_steps, r.mean_tokens, r.n ? 1000.0 * dt / r.n : 0.0,
+           ee->on ? " (early exit)" : "", out_path);
     return 0;
 }
 
@@ -44,8 +42,9 @@ int cmd_inference(int argc, char **argv) {
     sevo_config cfg;
     config_defaults(&cfg);
     const char *model_path = NULL, *image = NULL, *question = NULL, *data_dir = NULL, *split = "test",
-               *out = NULL;
-    int max_samples = 0, skip_bad = 0, seed = 42;
+               *out = NULL, *gate_path = NULL;
+    int max_samples = 0, skip_bad = 0, seed = 42, use_early_exit = 0;
+    float threshold = -1.0f;
     float temperature = 0.0f, top_p = 1.0f;
     int max_new = 64;
     const cli_flag flags[] = {
@@ -57,6 +56,10 @@ int cmd_inference(int argc, char **argv) {
         {"output_dir", FLAG_STRING, &out, NULL, "where predictions.jsonl goes (default eval_output_dir)"},
         {"max_samples", FLAG_INT, &max_samples, NULL, "only the first N samples"},
         {"max_reasoning_steps", FLAG_CONFIG, NULL, "hsr_ee.max_reasoning_steps", "at most K reasoning steps"},
+        {"confidence_head_path", FLAG_STRING, &gate_path, NULL,
+         "the HSR-EE gate (confidence_head.safetensors, or its directory)"},
+        {"use_early_exit", FLAG_BOOL, &use_early_exit, NULL, "exit after a step when the gate's score > tau"},
+        {"threshold", FLAG_FLOAT, &threshold, NULL, "tau for early exit (default: the gate's learned tau)"},
         CLI_GEN_FLAGS(temperature, top_p, max_new, seed),
         {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
         {"skip_bad_lines", FLAG_BOOL, &skip_bad, NULL, "report and skip malformed JSONL lines"},
@@ -73,12 +76,15 @@ int cmd_inference(int argc, char **argv) {
         return 2;
     }
     if (cli_check_gen_flags("inference", temperature, top_p, max_new)) return 2;
+    cli_early_exit ee;
+    if ((rc = cli_early_exit_open("inference", &ee, gate_path, use_early_exit, threshold, model_path))) return rc;
     sevo_threads_init(cfg.num_threads);
     sevo_error err;
     vlm *m = NULL;
     sevo_tokenizer *tok = NULL;
     if (checkpoint_load_model(model_path, &m, &tok, &err)) {
         fprintf(stderr, "sevo inference: %s\n", err.msg);
+        cli_early_exit_close(&ee);
         return 1;
     }
     gen_options go = {.temperature = temperature, .top_p = top_p, .max_new_tokens = max_new, .seed = (uint64_t)seed};
@@ -87,10 +93,11 @@ int cmd_inference(int argc, char **argv) {
         fprintf(stderr, "sevo inference: %s\n", err.msg);
         vlm_free(m);
         tokenizer_free(tok);
+        cli_early_exit_close(&ee);
         return 1;
     }
     if (data_dir) {
-        rc = run_dataset(pol, &cfg, data_dir, split, out ? out : cfg.eval_output_dir, max_samples, skip_bad);
+        rc = run_dataset(pol, &cfg, data_dir, split, out ? out : cfg.eval_output_dir, max_samples, skip_bad, &ee);
     } else {
         const vlm_config *c = vlm_get_config(m);
         float *img = malloc((size_t)3 * c->image_size * c->image_size * sizeof(float));
@@ -99,12 +106,17 @@ int cmd_inference(int argc, char **argv) {
             fprintf(stderr, "sevo inference: out of memory\n");
             rc = 1;
         } else if (image_load(image, c->image_size, c->image_mean, c->image_std, img, &err) ||
-                   policy_reason(pol, img, question, cfg.hsr_ee.max_reasoning_steps, NULL, NULL, &r, &err)) {
+                   policy_reason(pol, img, question, cfg.hsr_ee.max_reasoning_steps, ee.on ? hsr_gate_step : NULL,
+                                 ee.on ? &ee.rule : NULL, &r, &err)) {
             fprintf(stderr, "sevo inference: %s\n", err.msg);
             rc = 1;
         } else {
             printf("perception: %s\n", r.perception);
-            for (int k = 0; k < r.n_steps; k++) printf("step %d: %s\n", k + 1, r.steps[k]);
+            for (int k = 0; k < r.n_steps; k++) {
+                printf("step %d: %s", k + 1, r.steps[k]);
+                if (k < r.n_scores) printf("   (gate score %.3f, tau %.3f)", r.scores[k], ee.rule.tau);
+                printf("\n");
+            }
             printf("answer: %s\n", r.answer);
             printf("(%d steps, exit %s, %d tokens)\n", r.n_steps, trace_exit_name(r.exit_type), r.tokens_generated);
         }
@@ -113,5 +125,6 @@ int cmd_inference(int argc, char **argv) {
     policy_free(pol);
     vlm_free(m);
     tokenizer_free(tok);
+    cli_early_exit_close(&ee);
     return rc;
 }

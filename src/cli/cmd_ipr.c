@@ -45,9 +45,9 @@ int cmd_ipr(int argc, char **argv) {
         return 2;
     }
     sevo_threads_init(cfg.num_threads);
-    char data_path[4096], name[512];
-    snprintf(name, sizeof name, "%s.jsonl", split);
-    sevo_path_join(data_path, sizeof data_path, data_dir ? data_dir : cfg.data_dir, name);
+    char data_path[4096];
+    if (cli_split_path("generate-ipr-data", data_dir ? data_dir : cfg.data_dir, split, data_path, sizeof data_path))
+        return 1;
     ipr_options o = {.cfg = &cfg, .model_path = model_path ? model_path : cfg.sft_output_dir,
                      .data_path = data_path, .output_dir = out ? out : cfg.ipr_data_dir,
                      .max_refinement = max_refinement >= 0 ? max_refinement : cfg.ipr.max_refinement_iterations,
@@ -55,10 +55,6 @@ int cmd_ipr(int argc, char **argv) {
                      .gen = {.temperature = temperature, .top_p = top_p, .max_new_tokens = max_new,
                              .seed = (uint64_t)seed},
                      .skip_bad_lines = skip_bad, .verbose = 1};
-    if (!sevo_file_exists(data_path)) {
-        fprintf(stderr, "sevo generate-ipr-data: %s: not found (--data_dir must hold %s)\n", data_path, name);
-        return 1;
-    }
     ipr_stats st;
     sevo_error err;
     double t0 = sevo_now();

@@ -1,5 +1,6 @@
 /* cmd_pipeline.c: `sevo pipeline` runs the whole self-evolving loop (Algorithm 2):
- * synth -> SFT -> IPR -> SR-DPO -> evaluation of SFT vs SR-DPO, resumable. */
+ * synth -> SFT -> IPR + HSR-EE gate -> SR-DPO -> evaluation of SFT vs SR-DPO (also with
+ * early exit), resumable. */
 #include <stdio.h>
 
 #include "cli/args.h"
@@ -20,9 +21,10 @@ int cmd_pipeline(int argc, char **argv) {
         {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
     };
     int rc = cli_parse("pipeline",
-                       "The self-evolving loop: synth (if needed) -> SFT -> IPR -> SR-DPO -> evaluation, each "
-                       "stage skipped when complete and resumed when interrupted. Every configuration key can be "
-                       "set with --section.key VALUE; output directories come from the configuration.",
+                       "The self-evolving loop: synth (if needed) -> SFT -> IPR + HSR-EE gate -> SR-DPO -> "
+                       "evaluation, each stage skipped when complete and resumed when interrupted. Every "
+                       "configuration key can be set with --section.key VALUE; output directories come from the "
+                       "configuration.",
                        argc, argv, flags, (int)(sizeof flags / sizeof flags[0]), &cfg);
     if (rc) return rc > 0 ? 0 : 2;
     if (out) {

@@ -14,10 +14,11 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand SUBCOMMANDS[] = {
-    {"pipeline", cmd_pipeline, "the whole loop: synth -> SFT -> IPR -> SR-DPO -> eval (resumable)"},
+    {"pipeline", cmd_pipeline, "the whole loop: synth -> SFT -> IPR + HSR-EE gate -> SR-DPO -> eval (resumable)"},
     {"synth", cmd_synth, "render the embedded synthetic visual world"},
     {"sft", cmd_sft, "supervised fine-tuning (stage 1)"},
     {"generate-ipr-data", cmd_ipr, "stage 2: IPR preference pairs from the model's failed perceptions"},
+    {"train-hsr-ee", cmd_hsr_ee, "stage 2: the HSR-EE confidence gate (and its learned threshold)"},
     {"train-sr-dpo", cmd_dpo, "stage 3: SR-DPO on the preference pairs, conditioned on the image"},
     {"inference", cmd_inference, "perceive, reason and answer (one image or a JSONL set)"},
     {"eval", cmd_eval, "accuracy, POPE, hallucination, CHAIR, shortcut gap (one model or two)"},

@@ -90,6 +90,12 @@ static const key_def KEYS[] = {
         .lo = 1, .dflt = "256"),
     KEY("hsr_ee.adaptive_threshold", T_BOOL, hsr_ee.adaptive_threshold, .dflt = "true"),
     KEY("hsr_ee.threshold_lr", T_FLOAT, hsr_ee.threshold_lr, .flags = GT, .lo = 0, .dflt = "0.001"),
+    KEY("hsr_ee.gate_learning_rate", T_FLOAT, hsr_ee.gate_learning_rate, .flags = GT, .lo = 0,
+        .dflt = "0.001"),
+    KEY("hsr_ee.exit_temperature", T_FLOAT, hsr_ee.exit_temperature, .flags = GT, .lo = 0, .dflt = "0.05"),
+    KEY("hsr_ee.num_epochs", T_INT, hsr_ee.num_epochs, .flags = GE, .lo = 1, .dflt = "5"),
+    KEY("hsr_ee.num_samples", T_INT, hsr_ee.num_samples, .flags = GE, .lo = 1, .dflt = "2000"),
+    KEY("hsr_ee.exit_samples", T_INT, hsr_ee.exit_samples, .flags = GE, .lo = 1, .dflt = "8"),
 
     KEY("ipr.max_refinement_iterations", T_INT, ipr.max_refinement_iterations, .flags = GE, .lo = 0,
         .dflt = "2"),
@@ -132,6 +138,8 @@ static const key_def KEYS[] = {
     KEY("sft.weight_decay", T_FLOAT, sft.weight_decay, .flags = GE, .lo = 0, .dflt = "0.0"),
     KEY("sft.max_grad_norm", T_FLOAT, sft.max_grad_norm, .flags = GT, .lo = 0, .dflt = "1.0"),
     KEY("sft.text_loss_weight", T_FLOAT, sft.text_loss_weight, .flags = GT, .lo = 0, .dflt = "1"),
+    KEY("sft.early_answer_fraction", T_FLOAT, sft.early_answer_fraction, .flags = GE | LE, .lo = 0, .hi = 1,
+        .dflt = "0.25"),
 
     KEY("synth.num_train", T_INT, synth.num_train, .flags = GE, .lo = 1, .dflt = "4000"),
     KEY("synth.num_test", T_INT, synth.num_test, .flags = GE, .lo = 1, .dflt = "1000"),

@@ -30,6 +30,12 @@ typedef struct sevo_hsr_ee_section {
     int confidence_head_hidden_dim; /* h >= 1 */
     int adaptive_threshold;         /* bool */
     float threshold_lr;             /* > 0 */
+    /* sevo: gate training (DESIGN "Gate training" leaves them open) */
+    float gate_learning_rate;       /* Adam step of g_phi, > 0 */
+    float exit_temperature;         /* T of P(exit) = sigmoid((score - tau) / T), > 0 */
+    int num_epochs;                 /* passes over the trajectories, >= 1 */
+    int num_samples;                /* training samples rolled out, >= 1 */
+    int exit_samples;               /* REINFORCE exit rollouts per trajectory and epoch, >= 1 */
 } sevo_hsr_ee_section;
 
 typedef struct sevo_ipr_section {
@@ -67,6 +73,9 @@ typedef struct sevo_sft_section {
     float weight_decay;  /* sevo */
     float max_grad_norm; /* sevo */
     float text_loss_weight; /* sevo: loss weight of the text-only (π_text) examples' tokens */
+    float early_answer_fraction; /* sevo: share of traces cut after a random step k in
+                                  * [depth, K), the answer forced there (what an early exit
+                                  * asks of the model) */
 } sevo_sft_section;
 
 typedef struct sevo_synth_section { /* sevo: the embedded synthetic world */

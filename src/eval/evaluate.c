@@ -28,7 +28,7 @@ static cJSON *prediction_json(const sevo_sample *s, const trace_result *r, int c
     for (int k = 0; steps && k < r->n_steps; k++) cJSON_AddItemToArray(steps, cJSON_CreateString(r->steps[k]));
     cJSON_AddNumberToObject(o, "num_steps", r->n_steps);
     cJSON *scores = cJSON_AddArrayToObject(o, "confidence_scores");
-    for (int k = 0; scores && k < r->n_steps && r->exit_type == EXIT_EARLY; k++)
+    for (int k = 0; scores && k < r->n_scores; k++)
         cJSON_AddItemToArray(scores, cJSON_CreateNumber(r->scores[k]));
     cJSON_AddStringToObject(o, "exit_type", trace_exit_name(r->exit_type));
     cJSON_AddNumberToObject(o, "tokens_generated", r->tokens_generated);
@@ -65,8 +65,8 @@ int eval_split(vlm_policy *pol, const eval_split_options *o, eval_split_result *
         }
         double t0 = sevo_now();
         trace_result r;
-        if (policy_reason(pol, s->image || o->blank_image ? img : NULL, s->question, o->max_steps, NULL, NULL, &r,
-                          err)) {
+        if (policy_reason(pol, s->image || o->blank_image ? img : NULL, s->question, o->max_steps, o->gate,
+                          o->gate_ctx, &r, err)) {
             sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
             goto done;
         }
@@ -76,7 +76,7 @@ int eval_split(vlm_policy *pol, const eval_split_options *o, eval_split_result *
         int n_obj = s->perception ? synth_parse_perception(s->perception, objs, EVAL_MAX_MENTIONS) : -1;
         eval_sample es = {.qtype = s->type, .depth = s->depth, .answer = r.answer, .ground_truth = s->answer,
                           .perception = r.perception, .objects = objs, .num_objects = n_obj < 0 ? -1 : n_obj,
-                          .tokens = r.tokens_generated, .seconds = dt};
+                          .steps = r.n_steps, .tokens = r.tokens_generated, .seconds = dt};
         if (eval_accum_add(&acc, &es, err)) {
             sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
             goto done;
@@ -126,21 +126,28 @@ static int eval_one_model(const eval_options *o, int k, eval_model_eval *me, sev
     if (policy_create(&pol, m, tok, &o->gen, err)) goto done;
     sevo_path_join(dir, sizeof dir, o->output_dir, me->name);
     if (sevo_mkdirs(dir, err)) goto done;
-    for (int s = 0; s <= EVAL_NUM_SPLITS; s++) {
-        int blank = s == EVAL_NUM_SPLITS; /* the last pass: test with a blank image */
-        const char *split = blank ? "test" : EVAL_SPLITS[s];
+    /* the splits, then test with a blank image, then test with early exit */
+    int passes = EVAL_NUM_SPLITS + 1 + (o->gate != NULL);
+    for (int s = 0; s < passes; s++) {
+        int blank = s == EVAL_NUM_SPLITS, early = s == EVAL_NUM_SPLITS + 1;
+        const char *split = s >= EVAL_NUM_SPLITS ? "test" : EVAL_SPLITS[s];
+        const char *suffix = blank ? "_blank" : early ? "_early_exit" : "";
         char name[256];
         snprintf(name, sizeof name, "%s.jsonl", split);
         sevo_path_join(path, sizeof path, o->data_dir, name);
-        snprintf(name, sizeof name, "%s%s_predictions.jsonl", split, blank ? "_blank" : "");
+        snprintf(name, sizeof name, "%s%s_predictions.jsonl", split, suffix);
         sevo_path_join(pred, sizeof pred, dir, name);
-        snprintf(label, sizeof label, "%s %s%s", me->name, split, blank ? " (blank image)" : "");
+        snprintf(label, sizeof label, "%s %s%s", me->name, split,
+                 blank ? " (blank image)" : early ? " (early exit)" : "");
         policy_set_options(pol, &o->gen); /* every pass samples from the same seed */
         eval_split_options so = {.data_path = path, .max_samples = o->max_samples,
                                  .max_steps = o->cfg->hsr_ee.max_reasoning_steps, .blank_image = blank,
-                                 .predictions_path = pred, .label = label, .skip_bad_lines = o->skip_bad_lines};
-        if (eval_split(pol, &so, blank ? &me->test_blank : &me->split[s], err)) goto done;
+                                 .predictions_path = pred, .label = label, .skip_bad_lines = o->skip_bad_lines,
+                                 .gate = early ? o->gate : NULL, .gate_ctx = early ? o->gate_ctx : NULL};
+        eval_split_result *dst = blank ? &me->test_blank : early ? &me->test_early_exit : &me->split[s];
+        if (eval_split(pol, &so, dst, err)) goto done;
     }
+    me->has_early_exit = o->gate != NULL;
     me->shortcut_gap = eval_shortcut_gap(&me->split[0], &me->test_blank);
     rc = 0;
 done:
@@ -168,6 +175,8 @@ static int write_results(const eval_options *o, const eval_model_eval *models, s
         for (int s = 0; s < EVAL_NUM_SPLITS; s++)
             if (eval_result_add_json(splits, EVAL_SPLITS[s], &me->split[s], err)) goto fail;
         if (eval_result_add_json(splits, "test_blank_image", &me->test_blank, err)) goto fail;
+        if (me->has_early_exit && eval_result_add_json(splits, "test_early_exit", &me->test_early_exit, err))
+            goto fail;
         cJSON_AddNumberToObject(mj, "shortcut_gap", me->shortcut_gap);
     }
     char *text = cJSON_Print(root);
@@ -186,6 +195,9 @@ static int write_results(const eval_options *o, const eval_model_eval *models, s
                                        .shortcut_gap = models[k].shortcut_gap};
     size_t before = table->len;
     if (eval_markdown_table(cols, o->n_models, table, err)) return -1;
+    for (int k = 0; k < o->n_models; k++)
+        if (models[k].has_early_exit)
+            eval_early_exit_table(models[k].name, &models[k].split[0], &models[k].test_early_exit, table);
     if (table->oom) return sevo_fail(err, "out of memory (results table)");
     sevo_path_join(path, sizeof path, o->output_dir, "results.md");
     return sevo_write_file_atomic(path, table->p + before, table->len - before, err);

@@ -27,6 +27,8 @@ typedef struct eval_split_options {
     const char *predictions_path; /* written atomically; NULL = not written */
     const char *label;            /* progress label */
     int skip_bad_lines;
+    step_gate_fn gate;            /* early exit (HSR-EE); NULL = fixed depth */
+    void *gate_ctx;
 } eval_split_options;
 
 int eval_split(vlm_policy *pol, const eval_split_options *o, eval_split_result *out, sevo_error *err);
@@ -42,6 +44,8 @@ typedef struct eval_model_eval {
     eval_split_result split[EVAL_NUM_SPLITS];
     eval_split_result test_blank;
     double shortcut_gap;
+    int has_early_exit;
+    eval_split_result test_early_exit; /* test again, with the gate's early exit */
 } eval_model_eval;
 
 typedef struct eval_options {
@@ -54,6 +58,10 @@ typedef struct eval_options {
     int max_samples;             /* per split, 0 = all */
     gen_options gen;
     int skip_bad_lines;
+    /* With a gate, each model also answers test with early exit (test_early_exit in
+     * results.json, and the early-exit table in results.md). */
+    step_gate_fn gate;
+    void *gate_ctx;
 } eval_options;
 
 /* Evaluates every model and writes results.json, results.md and

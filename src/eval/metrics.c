@@ -26,6 +26,8 @@ void eval_accum_init(eval_accum *a) { memset(a, 0, sizeof *a); }
 
 static int check_sample(const eval_sample *s, sevo_error *err) {
     if (!s->ground_truth) return sevo_fail(err, "eval sample: ground_truth is missing");
+    if (!isfinite(s->steps) || s->steps < 0)
+        return sevo_fail(err, "eval sample: steps must be a number >= 0, got %g", s->steps);
     if (!isfinite(s->tokens) || s->tokens < 0)
         return sevo_fail(err, "eval sample: tokens must be a number >= 0, got %g", s->tokens);
     if (!isfinite(s->seconds) || s->seconds < 0)
@@ -80,11 +82,15 @@ int eval_accum_add(eval_accum *a, const eval_sample *s, sevo_error *err) {
     r->n++;
     r->correct += correct;
     int t = eval_type_bucket(s->qtype);
-    r->per_type[t].n++;
-    r->per_type[t].correct += correct;
     int d = s->depth >= 1 && s->depth <= EVAL_MAX_DEPTH ? s->depth : 0;
-    r->per_depth[d].n++;
-    r->per_depth[d].correct += correct;
+    eval_bucket *buckets[2] = {&r->per_type[t], &r->per_depth[d]};
+    for (int i = 0; i < 2; i++) {
+        buckets[i]->n++;
+        buckets[i]->correct += correct;
+        buckets[i]->steps += s->steps;
+        buckets[i]->tokens += s->tokens;
+        buckets[i]->seconds += s->seconds;
+    }
 
     int gt_yes = answer_correct(s->ground_truth, "yes");
     int gt_no = !gt_yes && answer_correct(s->ground_truth, "no");
@@ -112,6 +118,7 @@ int eval_accum_add(eval_accum *a, const eval_sample *s, sevo_error *err) {
     if (s->perception && s->num_objects >= 0)
         add_chair(&r->chair, s->perception, s->objects, s->num_objects);
 
+    r->steps_total += s->steps;
     r->tokens_total += s->tokens;
     r->seconds_total += s->seconds;
     return 0;
@@ -120,12 +127,13 @@ int eval_accum_add(eval_accum *a, const eval_sample *s, sevo_error *err) {
 void eval_accum_finish(const eval_accum *a, eval_split_result *out) {
     *out = a->r;
     out->accuracy = ratio((double)out->correct, (double)out->n);
-    for (int i = 0; i < EVAL_NUM_TYPES; i++)
-        out->per_type[i].accuracy =
-            ratio((double)out->per_type[i].correct, (double)out->per_type[i].n);
-    for (int i = 0; i < EVAL_NUM_DEPTHS; i++)
-        out->per_depth[i].accuracy =
-            ratio((double)out->per_depth[i].correct, (double)out->per_depth[i].n);
+    for (int i = 0; i < EVAL_NUM_TYPES + EVAL_NUM_DEPTHS; i++) {
+        eval_bucket *b = i < EVAL_NUM_TYPES ? &out->per_type[i] : &out->per_depth[i - EVAL_NUM_TYPES];
+        b->accuracy = ratio((double)b->correct, (double)b->n);
+        b->mean_steps = ratio(b->steps, (double)b->n);
+        b->mean_tokens = ratio(b->tokens, (double)b->n);
+        b->mean_seconds = ratio(b->seconds, (double)b->n);
+    }
 
     eval_pope *p = &out->pope;
     p->accuracy = ratio((double)p->correct, (double)p->n);
@@ -140,6 +148,7 @@ void eval_accum_finish(const eval_accum *a, eval_split_result *out) {
     c->chair_s = ratio((double)c->hallucinated_perceptions, (double)c->perceptions);
     c->object_recall = ratio((double)c->gt_mentioned, (double)c->gt_objects);
 
+    out->mean_steps = ratio(out->steps_total, (double)out->n);
     out->mean_tokens = ratio(out->tokens_total, (double)out->n);
     out->mean_seconds = ratio(out->seconds_total, (double)out->n);
 }
@@ -164,6 +173,9 @@ static void add_bucket(cJSON *parent, const char *key, const eval_bucket *b, int
     add_num(o, "n", (double)b->n, ok);
     add_num(o, "correct", (double)b->correct, ok);
     add_num(o, "accuracy", b->accuracy, ok);
+    add_num(o, "mean_steps", b->mean_steps, ok);
+    add_num(o, "mean_tokens", b->mean_tokens, ok);
+    add_num(o, "mean_seconds", b->mean_seconds, ok);
 }
 
 /* The object of one split, or NULL when memory ran out. */
@@ -216,6 +228,7 @@ static cJSON *result_json(const eval_split_result *r) {
     add_num(o, "object_recall", r->chair.object_recall, &ok);
     add_num(o, "perceptions", (double)r->chair.perceptions, &ok);
     add_num(o, "unparsable_perceptions", (double)r->chair.unparsable, &ok);
+    add_num(o, "mean_steps", r->mean_steps, &ok);
     add_num(o, "mean_tokens", r->mean_tokens, &ok);
     add_num(o, "mean_seconds", r->mean_seconds, &ok);
     if (!ok) {
@@ -405,4 +418,54 @@ int eval_markdown_table(const eval_model_results *models, int n_models, strbuf *
 
     if (out->oom) return sevo_fail(err, "out of memory: results table");
     return 0;
+}
+
+/* One row of the early-exit table: a metric of each depth bucket, then of the split. */
+static void early_exit_row(strbuf *out, const char *label, const eval_split_result *r, int field, double scale,
+                           int decimals, const int *depths, int n_depths) {
+    strbuf_printf(out, "| %s |", label);
+    for (int i = 0; i <= n_depths; i++) {
+        const eval_bucket *b = i < n_depths ? &r->per_depth[depths[i]] : NULL;
+        double v = field == 0 ? (b ? b->accuracy : r->accuracy)
+                 : field == 1 ? (b ? b->mean_steps : r->mean_steps)
+                 : field == 2 ? (b ? b->mean_tokens : r->mean_tokens)
+                              : (b ? b->mean_seconds : r->mean_seconds);
+        strbuf_printf(out, " %.*f |", decimals, scale * v);
+    }
+    strbuf_puts(out, "\n");
+}
+
+void eval_early_exit_table(const char *name, const eval_split_result *fixed, const eval_split_result *early,
+                           strbuf *out) {
+    int depths[EVAL_NUM_DEPTHS], n_depths = 0;
+    for (int i = 1; i <= EVAL_NUM_DEPTHS; i++)
+        if (fixed->per_depth[i % EVAL_NUM_DEPTHS].n > 0) depths[n_depths++] = i % EVAL_NUM_DEPTHS;
+    strbuf_printf(out, "\n| Early exit, %s (test) |", name);
+    for (int i = 0; i < n_depths; i++) {
+        if (depths[i] == 0) strbuf_puts(out, " depth other |");
+        else strbuf_printf(out, " depth %d |", depths[i]);
+    }
+    strbuf_puts(out, " all |\n|---|");
+    for (int i = 0; i <= n_depths; i++) strbuf_puts(out, "---:|");
+    strbuf_puts(out, "\n| Questions |");
+    for (int i = 0; i < n_depths; i++) strbuf_printf(out, " %ld |", fixed->per_depth[depths[i]].n);
+    strbuf_printf(out, " %ld |\n", fixed->n);
+    static const struct {
+        const char *label;
+        int field, decimals;
+        double scale;
+    } rows[] = {{"Accuracy (%%), %s", 0, 1, 100.0}, {"Reasoning steps, %s", 1, 2, 1.0},
+                {"Tokens per sample, %s", 2, 1, 1.0}, {"ms per sample, %s", 3, 2, 1000.0}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (int e = 0; e < 2; e++) {
+            char label[64];
+            snprintf(label, sizeof label, rows[i].label, e ? "early exit" : "fixed K");
+            early_exit_row(out, label, e ? early : fixed, rows[i].field, rows[i].scale, rows[i].decimals, depths,
+                           n_depths);
+        }
+    double cut = fixed->mean_steps > 0 ? 100.0 * (1.0 - early->mean_steps / fixed->mean_steps) : 0.0;
+    strbuf_printf(out, "\nEarly exit, %s: mean reasoning steps %.2f -> %.2f (%.1f%% fewer); accuracy %.1f%% -> "
+                       "%.1f%% (%+.1f points).\n",
+                  name, fixed->mean_steps, early->mean_steps, cut, 100.0 * fixed->accuracy, 100.0 * early->accuracy,
+                  100.0 * (early->accuracy - fixed->accuracy));
 }

@@ -33,7 +33,8 @@
  *     counted in chair.unparsable and left out of every CHAIR number, because what it
  *     names is unknown. object recall = ground-truth objects whose type is mentioned /
  *     ground-truth objects, over the parsed perceptions.
- *   - mean tokens and mean seconds per sample, over all samples.
+ *   - mean reasoning steps, tokens and seconds per sample, over all samples and per
+ *     type and depth bucket (what early exit saves, DESIGN §7).
  *   - the language-shortcut gap: accuracy with the real image minus accuracy with a
  *     blank image, from two finished results (eval_shortcut_gap). */
 #ifndef SEVO_EVAL_METRICS_H
@@ -63,6 +64,7 @@ typedef struct eval_sample {
     const char *perception; /* generated perception; NULL if none was generated */
     const synth_object *objects; /* the image's ground-truth objects */
     int num_objects;        /* entries in objects; -1 if unknown (no CHAIR) */
+    double steps;           /* reasoning steps taken, >= 0 */
     double tokens;          /* tokens generated for this sample, >= 0 */
     double seconds;         /* wall time spent on this sample, >= 0 */
 } eval_sample;
@@ -70,6 +72,8 @@ typedef struct eval_sample {
 typedef struct eval_bucket {
     long n, correct;
     double accuracy;
+    double steps, tokens, seconds;                /* sums over the bucket's samples */
+    double mean_steps, mean_tokens, mean_seconds; /* per sample */
 } eval_bucket;
 
 typedef struct eval_pope {
@@ -98,8 +102,8 @@ typedef struct eval_split_result {
     long absent_questions, absent_yes; /* existence questions with answer "no"; "yes" to them */
     double hallucination_rate;         /* absent_yes / absent_questions */
     eval_chair chair;
-    double tokens_total, seconds_total;
-    double mean_tokens, mean_seconds;
+    double steps_total, tokens_total, seconds_total;
+    double mean_steps, mean_tokens, mean_seconds;
 } eval_split_result;
 
 /* The running counts of one split (the rates in r stay 0 until eval_accum_finish). */
@@ -162,5 +166,13 @@ typedef struct eval_model_results {
  * NULL name, or out of memory (out then holds a partial table: discard it). */
 int eval_markdown_table(const eval_model_results *models, int n_models, strbuf *out,
                         sevo_error *err);
+
+/* Appends the early-exit table of one model (DESIGN §7): the same questions answered at
+ * fixed depth K and with the gate's early exit, one column per depth and one for all,
+ * rows of accuracy (%), mean reasoning steps, mean generated tokens and ms per sample
+ * (each "fixed K" then "early exit"; the timing rows start "| ms per sample"), then a
+ * line with the change in mean steps and accuracy. */
+void eval_early_exit_table(const char *name, const eval_split_result *fixed, const eval_split_result *early,
+                           strbuf *out);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/jsonutil.h"
 #include "core/progress.h"
 #include "core/threads.h"
 #include "data/answer.h"
@@ -123,13 +124,8 @@ int ipr_stats_save(const ipr_stats *s, const char *path, sevo_error *err) {
         cJSON_AddNumberToObject(v, "accuracy", (double)s->verifier_valid / s->verifier_checked);
         cJSON_AddNumberToObject(v, "ground_truth_rejected", s->ground_truth_rejected);
     }
-    char *text = cJSON_Print(o);
+    int rc = json_write_file_atomic(path, o, err);
     cJSON_Delete(o);
-    if (!text) return sevo_fail(err, "out of memory (ipr_stats)");
-    size_t len = strlen(text);
-    text[len] = '\n'; /* cJSON_Print leaves room only for the NUL: rewrite it as the newline */
-    int rc = sevo_write_file_atomic(path, text, len + 1, err);
-    free(text);
     return rc;
 }
 

@@ -186,6 +186,17 @@ static int gen_answer(vlm_policy *p, char *out, size_t n, int *tokens, sevo_erro
     return 0;
 }
 
+/* Opens a reasoning step (feeds <step>) and generates it into out (TRACE_TEXT bytes) up
+ * to the next <step> or <answer>. Returns the token that ended it (not fed), -1 when the
+ * budget ran out, -2 on error. */
+static int gen_step(vlm_policy *p, char *out, int *tokens, sevo_error *err) {
+    int t = p->ids.step, stops[2] = {p->ids.step, p->ids.answer}, k = 0;
+    if (vlm_session_feed(p->s, &t, 1, err)) return -2;
+    int stop = generate_until(p, stops, 2, p->gen, &k, p->opt.max_new_tokens, tokens, err);
+    if (stop != -2) decode(p, p->gen, k, out, TRACE_TEXT);
+    return stop;
+}
+
 /* From a session that has just produced a description (stop = the token that ended
  * it): reasoning steps while the model opens them with <step> (at most max_steps; the
  * gate may exit after any), then the answer after <answer>. Fills r's steps, scores,
@@ -194,20 +205,15 @@ static int reason_and_answer(vlm_policy *p, int stop, int max_steps, step_gate_f
                              trace_result *r, sevo_error *err) {
     if (max_steps > TRACE_MAX_STEPS) max_steps = TRACE_MAX_STEPS;
     r->exit_type = EXIT_MODEL_END;
-    int stops[2] = {p->ids.step, p->ids.answer};
     /* after the perception: <step> opens a reasoning step; anything else goes to the answer */
     while (stop == p->ids.step) {
         if (r->n_steps == max_steps) {
             r->exit_type = EXIT_MAX_STEPS;
             break;
         }
-        int t = p->ids.step;
-        if (vlm_session_feed(p->s, &t, 1, err)) return -1;
-        int k = 0;
-        stop = generate_until(p, stops, 2, p->gen, &k, p->opt.max_new_tokens, &r->tokens_generated, err);
-        if (stop == -2) return -1;
-        decode(p, p->gen, k, r->steps[r->n_steps], TRACE_TEXT);
+        if ((stop = gen_step(p, r->steps[r->n_steps], &r->tokens_generated, err)) == -2) return -1;
         r->n_steps++;
+        if (gate) r->n_scores = r->n_steps;
         if (gate && gate(gate_ctx, r->n_steps, vlm_session_hidden(p->s), &r->scores[r->n_steps - 1])) {
             r->exit_type = EXIT_EARLY;
             break;
@@ -218,6 +224,30 @@ static int reason_and_answer(vlm_policy *p, int stop, int max_steps, step_gate_f
     int t = p->ids.answer;
     if (vlm_session_feed(p->s, &t, 1, err)) return -1;
     return gen_answer(p, r->answer, sizeof r->answer, &r->tokens_generated, err);
+}
+
+int policy_trajectory(vlm_policy *p, const float *image, const char *question, int max_steps,
+                      float *hidden, trajectory_result *r, sevo_error *err) {
+    memset(r, 0, sizeof *r);
+    if (max_steps > TRACE_MAX_STEPS) max_steps = TRACE_MAX_STEPS;
+    int D = vlm_get_config(p->m)->text.hidden_size;
+    p->seq.n = 0;
+    if (prompt_perceive(&p->seq, &p->ids, p->tok, p->num_patches, question, err) || start(p, image, err))
+        return -1;
+    int stop;
+    if (gen_perception(p, r->perception, sizeof r->perception, &stop, &r->tokens_generated, err)) return -1;
+    while (stop == p->ids.step && r->n_steps < max_steps) {
+        if ((stop = gen_step(p, r->steps[r->n_steps], &r->tokens_generated, err)) == -2) return -1;
+        memcpy(hidden + (size_t)r->n_steps * D, vlm_session_hidden(p->s), (size_t)D * sizeof(float));
+        /* force the answer here, then rewind to the end of the step */
+        int len = vlm_session_len(p->s), t = p->ids.answer;
+        if (vlm_session_feed(p->s, &t, 1, err) ||
+            gen_answer(p, r->answers[r->n_steps], TRACE_TEXT, &r->tokens_generated, err))
+            return -1;
+        vlm_session_truncate(p->s, len);
+        r->n_steps++;
+    }
+    return 0;
 }
 
 int policy_text_answer(vlm_policy *p, const char *question, const char *perception, char *out,

@@ -39,6 +39,7 @@ typedef struct trace_result {
     char perception[TRACE_TEXT];
     char steps[TRACE_MAX_STEPS][TRACE_TEXT];
     float scores[TRACE_MAX_STEPS]; /* gate scores when a gate was used */
+    int n_scores;                  /* n_steps with a gate, else 0 */
     int n_steps;
     char answer[TRACE_TEXT];
     trace_exit exit_type;
@@ -70,5 +71,23 @@ int policy_refine(vlm_policy *p, const float *image, const char *question, const
 /* The full trace with at most max_steps reasoning steps. gate may be NULL. */
 int policy_reason(vlm_policy *p, const float *image, const char *question, int max_steps,
                   step_gate_fn gate, void *gate_ctx, trace_result *r, sevo_error *err);
+
+/* A gate-training rollout (DESIGN "Gate training"): the perception, then up to max_steps
+ * reasoning steps; after every step k the answer is forced (<answer> is fed and the
+ * answer generated), then the cache is rolled back to the end of step k and reasoning
+ * goes on. Stops early when the model itself closes its reasoning (its answer after the
+ * last step is then that step's forced answer). */
+typedef struct trajectory_result {
+    char perception[TRACE_TEXT];
+    int n_steps;
+    char steps[TRACE_MAX_STEPS][TRACE_TEXT];
+    char answers[TRACE_MAX_STEPS][TRACE_TEXT]; /* the answer forced after step k+1 */
+    int tokens_generated;
+} trajectory_result;
+
+/* hidden receives H_k for k = 1..n_steps: max_steps * hidden_size floats, row k-1 =
+ * the final hidden state of step k's last token (what the gate sees at inference). */
+int policy_trajectory(vlm_policy *p, const float *image, const char *question, int max_steps,
+                      float *hidden, trajectory_result *r, sevo_error *err);
 
 #endif

@@ -12,6 +12,7 @@
 #include "core/threads.h"
 #include "data/synth.h"
 #include "eval/evaluate.h"
+#include "method/hsr_ee.h"
 #include "method/ipr.h"
 #include "method/sr_dpo.h"
 #include "train/sft.h"
@@ -159,6 +160,30 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
     }
     stage_time(o, "ipr", &t);
 
+    /* stage 2, continued: the HSR-EE gate on the SFT model's trajectories */
+    if (stage_check("pipeline, hsr_ee", cfg->hsr_ee_output_dir, fp, &st, err)) return -1;
+    if (st == STAGE_DONE) {
+        if (o->verbose) printf("[hsr_ee] %s is complete: skipped\n", cfg->hsr_ee_output_dir);
+    } else {
+        sevo_path_join(data_path, sizeof data_path, cfg->data_dir, "train.jsonl");
+        hsr_train_options ho = {.cfg = cfg, .model_path = cfg->sft_output_dir, .data_path = data_path,
+                                .output_dir = cfg->hsr_ee_output_dir, .num_epochs = cfg->hsr_ee.num_epochs,
+                                .max_samples = cfg->hsr_ee.num_samples};
+        gen_options_default(&ho.gen);
+        ho.gen.seed = (uint64_t)cfg->seed;
+        hsr_train_summary hs;
+        if (o->verbose) printf("[hsr_ee] %s on %s -> %s\n", cfg->sft_output_dir, data_path, cfg->hsr_ee_output_dir);
+        if (stage_mark(cfg->hsr_ee_output_dir, fp, 0, err) || hsr_train_run(&ho, &hs, err) ||
+            stage_mark(cfg->hsr_ee_output_dir, fp, 1, err))
+            return sevo_fail_prefix(err, "pipeline, hsr_ee");
+        if (o->verbose)
+            printf("[hsr_ee] %d trajectories; tau %.3f -> %.3f; R_HSR %.3f -> %.3f; held-out AUROC %.3f, exit after "
+                   "%.2f steps\n",
+                   hs.trajectories, hs.tau_start, hs.tau_end, hs.reward_start, hs.reward_end, hs.auroc,
+                   hs.mean_exit_step);
+    }
+    stage_time(o, "hsr_ee", &t);
+
     /* stage 3: SR-DPO from π_ref */
     if (stage_check("pipeline, sr_dpo", cfg->sr_dpo_output_dir, fp, &st, err)) return -1;
     if (st == STAGE_DONE) {
@@ -183,6 +208,26 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
                        .n_models = 2};
     gen_options_default(&eo.gen);
     eo.gen.seed = (uint64_t)cfg->seed;
+    /* both models answer test once more with the SFT model's gate (Algorithm 2 applies it
+     * to the final model) */
+    hsr_gate gate = {0};
+    float *gate_scratch = NULL;
+    hsr_gate_exit rule;
+    if (st != STAGE_DONE) {
+        char gpath[4096], cpath[4096];
+        vlm_config c;
+        sevo_path_join(gpath, sizeof gpath, cfg->hsr_ee_output_dir, HSR_GATE_FILE);
+        sevo_path_join(cpath, sizeof cpath, cfg->sft_output_dir, "config.json");
+        if (vlm_config_load(&c, cpath, err) || hsr_gate_load(&gate, gpath, c.text.hidden_size, err))
+            return sevo_fail_prefix(err, "pipeline, eval");
+        if (!(gate_scratch = sevo_malloc((size_t)gate.h * sizeof(float), "gate", err))) {
+            hsr_gate_release(&gate);
+            return -1;
+        }
+        rule = (hsr_gate_exit){.gate = &gate, .tau = hsr_gate_tau(&gate), .scratch = gate_scratch};
+        eo.gate = hsr_gate_step;
+        eo.gate_ctx = &rule;
+    }
     if (st == STAGE_DONE) {
         char path[4096], *text = NULL;
         sevo_path_join(path, sizeof path, cfg->eval_output_dir, "results.md");
@@ -193,9 +238,11 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
     } else {
         eval_model_eval models[2];
         if (o->verbose) printf("[eval] SFT and SR-DPO on %s -> %s\n", cfg->data_dir, cfg->eval_output_dir);
-        if (stage_mark(cfg->eval_output_dir, fp, 0, err) || eval_run(&eo, models, table, err) ||
-            stage_mark(cfg->eval_output_dir, fp, 1, err))
-            return sevo_fail_prefix(err, "pipeline, eval");
+        int bad = stage_mark(cfg->eval_output_dir, fp, 0, err) || eval_run(&eo, models, table, err) ||
+                  stage_mark(cfg->eval_output_dir, fp, 1, err);
+        free(gate_scratch);
+        hsr_gate_release(&gate);
+        if (bad) return sevo_fail_prefix(err, "pipeline, eval");
     }
     stage_time(o, "eval", &t);
     if (o->verbose) printf("pipeline: done in %.1fs\n", sevo_now() - t0);

@@ -1,14 +1,16 @@
 /* pipeline.h: the self-evolving loop end to end (DESIGN §1, Algorithm 2).
  *
  *   synth (only when the data directory has no train.jsonl and the model is the
- *   built-in tiny one) -> SFT (stage 1, π_ref) -> IPR preference pairs (stage 2) ->
- *   SR-DPO from π_ref (stage 3) -> evaluation of the SFT and SR-DPO models on the same
- *   held-out sets, side by side.
+ *   built-in tiny one) -> SFT (stage 1, π_ref) -> IPR preference pairs and the HSR-EE
+ *   gate on the SFT model's trajectories (stage 2) -> SR-DPO from π_ref (stage 3) ->
+ *   evaluation of the SFT and SR-DPO models on the same held-out sets, side by side,
+ *   each also answering the test set with the gate's early exit.
  *
  * Each stage writes into its configured directory and, when its outputs are complete, a
  * stamp (.sevo_stage.json) holding a fingerprint of the configuration. A rerun skips
  * the stages whose stamp matches, resumes an interrupted SFT or SR-DPO run from its
- * newest checkpoint, and redoes IPR or evaluation (both deterministic) from the start.
+ * newest checkpoint, and redoes IPR, the gate or evaluation (all deterministic) from the
+ * start.
  * A stage directory holding another configuration's run is refused, never
  * overwritten. */
 #ifndef SEVO_PIPELINE_PIPELINE_H

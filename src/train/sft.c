@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/rng.h"
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/checkpoint.h"
@@ -37,19 +38,27 @@ static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokeni
     return rc;
 }
 
-/* Appends "<step> z1 ... <step> zK <answer> a <eos>" (trained on). */
+/* Appends "<step> z1 ... <step> zn <answer> a <eos>", trained on. With n < the sample's
+ * steps the trace is cut there: that is an early exit, where the answer is asked for
+ * (HSR-EE). The forced <answer> is then not a target, so the model never learns to stop
+ * early by itself; it learns to answer when stopped. */
 static int push_steps_answer(tokseq *q, const prompt_ids *p, const sevo_tokenizer *tok, const sevo_sample *s,
-                             sevo_error *err) {
-    for (int k = 0; k < s->n_steps; k++)
+                             int n, sevo_error *err) {
+    for (int k = 0; k < n; k++)
         if (tokseq_push(q, p->step, 1, err) || tokseq_text(q, tok, s->steps[k], 1, err)) return -1;
-    if (tokseq_push(q, p->answer, 1, err) || tokseq_text(q, tok, s->answer, 1, err) ||
+    if (tokseq_push(q, p->answer, n == s->n_steps, err) || tokseq_text(q, tok, s->answer, 1, err) ||
         tokseq_push(q, p->eos, 1, err))
         return -1;
     return 0;
 }
 
-static int build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const vlm_config *c,
-                          const char *tmpl, float text_weight, int max_len, example_set *es, sevo_error *err) {
+int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const vlm_config *c,
+                       const sevo_config *cfg, int max_len, example_set *es, sevo_error *err) {
+    const char *tmpl = cfg->ipr.refinement_prompt_template;
+    /* which traces are cut, and where: a stream of its own, so that the choice does not
+     * move with anything else drawn from the seed */
+    sevo_rng cut_rng;
+    sevo_rng_seed(&cut_rng, (uint64_t)cfg->seed, 0xea51);
     prompt_ids p;
     if (prompt_ids_resolve(&p, tok, err)) return -1;
     int P = vlm_config_num_patches(c);
@@ -66,15 +75,24 @@ static int build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, con
         int np = img >= 0 ? P : 0;
         q.n = 0;
         if (s->perception) {
+            /* two draws per record whatever the outcome, so records keep their cuts */
+            float u = sevo_rng_uniform(&cut_rng);
+            uint32_t v = sevo_rng_u32(&cut_rng);
+            /* cut at a step k in [depth, K - 1]: from the step that reaches the answer on,
+             * answering is what a reasoner that has finished does; before it the answer is
+             * not in the trace, and the model is not taught to guess */
+            int n_steps = s->n_steps, first = s->depth > 1 ? s->depth : 1;
+            if (first < s->n_steps && u < cfg->sft.early_answer_fraction)
+                n_steps = first + (int)(v % (uint32_t)(s->n_steps - first));
             rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->perception, 1, err) ||
-                 push_steps_answer(&q, &p, tok, s, err) || example_set_add(es, &q, img, max_len, err);
+                 push_steps_answer(&q, &p, tok, s, n_steps, err) || example_set_add(es, &q, img, max_len, err);
             if (rc) break;
             q.n = 0;
             rc = prompt_text(&q, &p, tok, s->question, s->perception, err) ||
                  tokseq_text(&q, tok, s->answer, 1, err) || tokseq_push(&q, p.eos, 1, err) ||
                  example_set_add(es, &q, -1, max_len, err);
             if (rc) break;
-            es->ex[es->n - 1].weight = text_weight;
+            es->ex[es->n - 1].weight = cfg->sft.text_loss_weight;
             if (!s->wrong_perception) continue;
             q.n = 0;
             rc = prompt_refine(&q, &p, tok, np, s->question, s->wrong_perception, tmpl, err) ||
@@ -167,7 +185,7 @@ int sft_run(const sft_options *o, sevo_error *err) {
     example_set_free(&es);
     example_set_init(&es, c->num_channels * c->image_size * c->image_size);
     int max_len = h->max_seq_length < c->max_position_embeddings ? h->max_seq_length : c->max_position_embeddings;
-    if (build_examples(&ds, tok, c, cfg->ipr.refinement_prompt_template, cfg->sft.text_loss_weight, max_len, &es, err)) goto done;
+    if (sft_build_examples(&ds, tok, c, cfg, max_len, &es, err)) goto done;
     if (es.n == 0) {
         sevo_fail(err, "%s: no training examples", path);
         goto done;

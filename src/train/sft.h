@@ -9,6 +9,10 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "data/dataset.h"
+#include "data/tokenizer.h"
+#include "model/vlm.h"
+#include "train/examples.h"
 
 typedef struct sft_options {
     const sevo_config *cfg;
@@ -21,5 +25,13 @@ typedef struct sft_options {
 } sft_options;
 
 int sft_run(const sft_options *o, sevo_error *err);
+
+/* The examples of ds in record order: for a record with a perception, the trace (cut
+ * after a step k in [depth, K) with probability sft.early_answer_fraction, the forced
+ * <answer> then not a target), the text-only example, and the refine example when the
+ * record has a wrong_perception; else the answer-only example. es must have been
+ * initialised for c's image size. */
+int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const vlm_config *c,
+                       const sevo_config *cfg, int max_len, example_set *es, sevo_error *err);
 
 #endif

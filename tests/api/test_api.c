@@ -13,6 +13,7 @@
 
 #include "../test_util.h"
 #include "core/fsutil.h"
+#include "method/hsr_ee.h"
 #include "data/synth.h"
 #include "model/checkpoint.h"
 #include "model/prompt.h"
@@ -75,6 +76,31 @@ static void test_ask_untrained_model(void **state) {
     assert_non_null(strstr(err, "/nonexistent.png"));
     assert_int_equal(sevo_model_ask(m, img, "q ?", 0, &a, err, sizeof err), -1);
     assert_non_null(strstr(err, "max_steps"));
+    assert_int_equal(a.exited_early, 0);
+
+    /* an HSR-EE gate whose threshold every score passes: the first step ends the
+     * reasoning; a gate for another width is refused */
+    sevo_answer fixed;
+    if (sevo_model_ask(m, img, "is there a red circle ?", 5, &fixed, err, sizeof err)) fail_msg("%s", err);
+    char gpath[256];
+    snprintf(gpath, sizeof gpath, "%s/gate.safetensors", dir);
+    hsr_gate g;
+    assert_int_equal(hsr_gate_init(&g, c.text.hidden_size + 1, 4, 0.5f, 1, &e), 0);
+    assert_int_equal(hsr_gate_save(&g, gpath, &e), 0);
+    hsr_gate_release(&g);
+    assert_int_equal(sevo_model_use_gate(m, gpath, err, sizeof err), -1);
+    assert_non_null(strstr(err, "hidden size"));
+    assert_int_equal(hsr_gate_init(&g, c.text.hidden_size, 4, 0.5f, 1, &e), 0);
+    g.theta_tau = -30.0f; /* tau ~ 1e-13 */
+    snprintf(gpath, sizeof gpath, "%s/%s", dir, HSR_GATE_FILE);
+    assert_int_equal(hsr_gate_save(&g, gpath, &e), 0);
+    hsr_gate_release(&g);
+    if (sevo_model_use_gate(m, dir, err, sizeof err)) fail_msg("%s", err);
+    if (sevo_model_ask(m, img, "is there a red circle ?", 5, &a, err, sizeof err)) fail_msg("%s", err);
+    /* the same greedy trace up to the first step, where the gate stops it */
+    assert_string_equal(a.perception, fixed.perception);
+    assert_int_equal(a.num_steps, fixed.num_steps > 0 ? 1 : 0);
+    assert_int_equal(a.exited_early, fixed.num_steps > 0);
     sevo_model_free(m);
     sevo_remove_tree(dir);
 }

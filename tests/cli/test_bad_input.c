@@ -13,6 +13,7 @@
 #include "../test_util.h"
 #include "core/fsutil.h"
 #include "data/synth.h"
+#include "method/hsr_ee.h"
 
 typedef struct fixture {
     char dir[64];
@@ -88,8 +89,8 @@ static void expect_failure(const fixture *f, const char *args, const char *must_
     if (sevo_dir_exists(out)) {
         char p[512];
         const char *outputs[] = {"model.safetensors", "predictions.jsonl", "preferences.jsonl", "ipr_stats.json",
-                                 "results.json", "results.md"};
-        for (int i = 0; i < 6; i++) {
+                                 "results.json", "results.md", HSR_GATE_FILE, "metrics.jsonl"};
+        for (int i = 0; i < 8; i++) {
             snprintf(p, sizeof p, "%s/%s", out, outputs[i]);
             if (sevo_file_exists(p)) fail_msg("sevo %s: left %s behind", args, p);
         }
@@ -138,21 +139,28 @@ static void test_model_dir_without_config(void **state) {
     expect_failure(f, "inference --model_path world --data_dir world --output_dir out", "no config.json");
 }
 
-static void test_truncated_safetensors(void **state) {
-    fixture *f = *state;
+/* <dir>/<name>/config.json describing a small model (decoder width 8). */
+static void write_small_model_config(const fixture *f, const char *name) {
     char dir[256], p[512];
-    snprintf(dir, sizeof dir, "%s/model", f->dir);
+    snprintf(dir, sizeof dir, "%s/%s", f->dir, name);
     sevo_error err;
     assert_int_equal(sevo_mkdirs(dir, &err), 0);
-    /* a header that promises more bytes than the file holds */
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    write_text(p, "\x40\x00\x00\x00\x00\x00\x00\x00{\"a\":");
     snprintf(p, sizeof p, "%s/config.json", dir);
     write_text(p, "{\"vision_config\": {\"hidden_size\": 8, \"intermediate_size\": 8, \"num_hidden_layers\": 1, "
                   "\"num_attention_heads\": 2, \"image_size\": 8, \"patch_size\": 4}, \"text_config\": "
                   "{\"hidden_size\": 8, \"intermediate_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
                   "\"vocab_size\": 16, \"bos_token_id\": 2, \"eos_token_id\": 3, \"pad_token_id\": 0}, "
                   "\"image_token_index\": 4}");
+}
+
+static void test_truncated_safetensors(void **state) {
+    fixture *f = *state;
+    char dir[256], p[512];
+    snprintf(dir, sizeof dir, "%s/model", f->dir);
+    write_small_model_config(f, "model");
+    /* a header that promises more bytes than the file holds */
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    write_text(p, "\x40\x00\x00\x00\x00\x00\x00\x00{\"a\":");
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     write_text(p, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[],\"normalizer\":null,"
                   "\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"post_processor\":null,\"decoder\":null,"
@@ -226,6 +234,56 @@ static void test_data_dir_without_splits(void **state) {
                    "empty/train.jsonl: not found");
 }
 
+static void test_early_exit_flags(void **state) {
+    fixture *f = *state;
+    /* a model directory with only a config.json (the gate is checked against it before
+     * the model loads), a gate for hidden states of size 16, and one whose tau is 1 */
+    write_small_model_config(f, "small");
+    char p[256];
+    hsr_gate g;
+    sevo_error err;
+    assert_int_equal(hsr_gate_init(&g, 16, 4, 0.7f, 1, &err), 0);
+    snprintf(p, sizeof p, "%s/gate16.safetensors", f->dir);
+    assert_int_equal(hsr_gate_save(&g, p, &err), 0);
+    hsr_gate_release(&g);
+    assert_int_equal(hsr_gate_init(&g, 8, 4, 0.7f, 1, &err), 0);
+    g.theta_tau = 200.0f;
+    snprintf(p, sizeof p, "%s/gate_tau1.safetensors", f->dir);
+    assert_int_equal(hsr_gate_save(&g, p, &err), 0);
+    hsr_gate_release(&g);
+
+    expect_failure(f, "inference --model_path small --data_dir world --output_dir out --use_early_exit",
+                   "--use_early_exit needs a gate");
+    expect_failure(f, "eval --model_path small --data_dir world --output_dir out --use_early_exit",
+                   "--use_early_exit needs a gate");
+    expect_failure(f, "inference --model_path small --data_dir world --output_dir out --use_early_exit "
+                      "--confidence_head_path gate16.safetensors",
+                   "gate16.safetensors: tensor 'confidence_head.0.weight': the gate reads hidden states of size 16, "
+                   "the model's hidden size is 8");
+    expect_failure(f, "inference --model_path small --data_dir world --output_dir out --use_early_exit "
+                      "--confidence_head_path gate_tau1.safetensors",
+                   "gate_tau1.safetensors: tensor 'threshold_logit'");
+    expect_failure(f, "inference --model_path small --data_dir world --output_dir out --use_early_exit "
+                      "--confidence_head_path gate16.safetensors --threshold 1.5",
+                   "--threshold 1.5: tau must be inside (0, 1)");
+}
+
+static void test_hsr_ee_settings(void **state) {
+    fixture *f = *state;
+    const char *base = "train-hsr-ee --model_path small --data_dir world --output_dir out";
+    char args[512];
+    snprintf(args, sizeof args, "%s --threshold 1", base);
+    expect_failure(f, args, "hsr_ee.confidence_threshold");
+    snprintf(args, sizeof args, "%s --threshold 0", base);
+    expect_failure(f, args, "hsr_ee.confidence_threshold");
+    snprintf(args, sizeof args, "%s --max_reasoning_steps 0", base);
+    expect_failure(f, args, "hsr_ee.max_reasoning_steps");
+    snprintf(args, sizeof args, "%s --length_penalty_lambda -0.1", base);
+    expect_failure(f, args, "hsr_ee.length_penalty_lambda");
+    expect_failure(f, "inference --model_path small --data_dir world --output_dir out --max_reasoning_steps 0",
+                   "hsr_ee.max_reasoning_steps");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_image),
@@ -240,6 +298,8 @@ int main(void) {
         cmocka_unit_test(test_beta_must_be_positive),
         cmocka_unit_test(test_not_a_checkpoint),
         cmocka_unit_test(test_data_dir_without_splits),
+        cmocka_unit_test(test_early_exit_flags),
+        cmocka_unit_test(test_hsr_ee_settings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

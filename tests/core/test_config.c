@@ -404,7 +404,7 @@ static void test_print_load_roundtrip(void **state) {
     json = config_to_json(&a);
     assert_non_null(strstr(json, "\"learning_rate\": 5e-07,"));
     assert_non_null(strstr(json, "\"confidence_threshold\": 0.7,"));
-    assert_non_null(strstr(json, "\"threshold_lr\": 0.001\n"));
+    assert_non_null(strstr(json, "\"threshold_lr\": 0.001,"));
     assert_non_null(strstr(json, "\"seed\": 42,"));
     free(json);
 }

@@ -24,9 +24,7 @@ static char g_dir[64];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/sevo-eval-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    return test_world_make(g_dir, 60, 12, 1);
+    return test_world_setup(g_dir, sizeof g_dir, "eval", 60, 12, 1);
 }
 
 static int teardown(void **state) {

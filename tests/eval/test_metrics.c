@@ -365,6 +365,55 @@ static void test_means(void **state) {
     assert_near(r.tokens_total, 65.0, "tokens total");
 }
 
+/* Steps per depth bucket, and the early-exit table built from two such results:
+ * fixed depth 5 everywhere (2 depth-1 and 1 depth-3 question, all right); early exit
+ * after 1, 2 and 4 steps with the depth-1 question answered after 2 steps wrong. */
+static void test_steps_and_early_exit_table(void **state) {
+    (void)state;
+    eval_accum fa, ea;
+    eval_accum_init(&fa);
+    eval_accum_init(&ea);
+    const int depth[] = {1, 1, 3};
+    const double early_steps[] = {1, 2, 4}, tokens[] = {10, 20, 40};
+    const char *early_answer[] = {"yes", "no", "2"};
+    for (int i = 0; i < 3; i++) {
+        sevo_error err = {{0}};
+        eval_sample f = {.answer = i == 2 ? "2" : "yes", .ground_truth = i == 2 ? "2" : "yes", .depth = depth[i],
+                         .num_objects = -1, .steps = 5, .tokens = 50, .seconds = 0.01};
+        eval_sample e = f;
+        e.answer = early_answer[i];
+        e.steps = early_steps[i];
+        e.tokens = tokens[i];
+        assert_int_equal(eval_accum_add(&fa, &f, &err), 0);
+        assert_int_equal(eval_accum_add(&ea, &e, &err), 0);
+    }
+    sevo_error err = {{0}};
+    eval_sample bad = {.answer = "a", .ground_truth = "a", .num_objects = -1, .steps = -1};
+    assert_int_equal(eval_accum_add(&ea, &bad, &err), -1);
+    assert_non_null(strstr(err.msg, "steps"));
+    eval_split_result f, e;
+    eval_accum_finish(&fa, &f);
+    eval_accum_finish(&ea, &e);
+    assert_near(e.mean_steps, 7.0 / 3.0, "mean steps");
+    assert_near(e.per_depth[1].mean_steps, 1.5, "depth-1 steps");
+    assert_near(e.per_depth[3].mean_steps, 4.0, "depth-3 steps");
+    assert_near(e.per_depth[1].mean_tokens, 15.0, "depth-1 tokens");
+    assert_near(e.per_depth[1].accuracy, 0.5, "depth-1 accuracy");
+    strbuf b = {0};
+    eval_early_exit_table("M", &f, &e, &b);
+    assert_false(b.oom);
+    assert_non_null(strstr(b.p, "| Early exit, M (test) | depth 1 | depth 3 | all |"));
+    assert_non_null(strstr(b.p, "| Questions | 2 | 1 | 3 |"));
+    assert_non_null(strstr(b.p, "| Accuracy (%), fixed K | 100.0 | 100.0 | 100.0 |"));
+    assert_non_null(strstr(b.p, "| Accuracy (%), early exit | 50.0 | 100.0 | 66.7 |"));
+    assert_non_null(strstr(b.p, "| Reasoning steps, early exit | 1.50 | 4.00 | 2.33 |"));
+    assert_non_null(strstr(b.p, "| ms per sample, fixed K | 10.00 | 10.00 | 10.00 |"));
+    /* 5 -> 7/3 steps is 53.3% fewer; 100% -> 66.7% is -33.3 points */
+    assert_non_null(strstr(b.p, "mean reasoning steps 5.00 -> 2.33 (53.3% fewer); accuracy 100.0% -> 66.7% "
+                                "(-33.3 points)."));
+    strbuf_free(&b);
+}
+
 /* Real image 3/4 correct, blank image 1/4: gap 0.5; the other way round -0.5. */
 static void test_shortcut_gap(void **state) {
     (void)state;
@@ -679,6 +728,7 @@ int main(void) {
         cmocka_unit_test(test_chair),
         cmocka_unit_test(test_chair_edges),
         cmocka_unit_test(test_means),
+        cmocka_unit_test(test_steps_and_early_exit_table),
         cmocka_unit_test(test_shortcut_gap),
         cmocka_unit_test(test_bad_samples),
         cmocka_unit_test(test_json),

@@ -25,9 +25,7 @@ static char g_dir[64];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/sevo-ipr-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    return test_world_make(g_dir, 100, 10, 8);
+    return test_world_setup(g_dir, sizeof g_dir, "ipr", 100, 10, 8);
 }
 
 static int teardown(void **state) {

@@ -49,8 +49,9 @@ static void write_config(const char *path, const char *out) {
              " \"num_epochs\": 2},\n"
              " \"data_dir\": \"%s/data\", \"output_dir\": \"%s\", \"sft_output_dir\": \"%s/sft\","
              " \"ipr_data_dir\": \"%s/ipr\", \"sr_dpo_output_dir\": \"%s/dpo\", \"eval_output_dir\": \"%s/eval\",\n"
+             " \"hsr_ee_output_dir\": \"%s/hsr\", \"hsr_ee\": {\"confidence_head_hidden_dim\": 32},\n"
              " \"logging_steps\": 5, \"save_steps\": 10, \"seed\": 5, \"num_threads\": 2}\n",
-             out, out, out, out, out, out);
+             out, out, out, out, out, out, out);
     write_text(path, text);
 }
 
@@ -71,12 +72,13 @@ __attribute__((noinline)) static char *slurp(const char *dir, const char *name) 
     return t;
 }
 
-/* Drops the table's wall-time row: every other number must repeat exactly. */
+/* Drops the tables' wall-time rows: every other number must repeat exactly. */
 static void drop_timing(char *table) {
-    char *row = strstr(table, "| ms per sample");
-    if (!row) return;
-    char *end = strchr(row, '\n');
-    memmove(row, end ? end + 1 : row + strlen(row), strlen(end ? end + 1 : row + strlen(row)) + 1);
+    char *row;
+    while ((row = strstr(table, "| ms per sample"))) {
+        char *end = strchr(row, '\n');
+        memmove(row, end ? end + 1 : row + strlen(row), strlen(end ? end + 1 : row + strlen(row)) + 1);
+    }
 }
 
 static void expect_same_file(const char *a, const char *b, const char *name) {
@@ -113,6 +115,11 @@ static void test_runs_skips_and_resumes(void **state) {
     sevo_error err;
     if (pipeline_run(&o, &t1, &err)) fail_msg("pipeline_run: %s", err.msg);
     assert_non_null(strstr(t1.p, "| Metric | SFT | SR-DPO |"));
+    /* both models also answer test with the SFT model's gate */
+    assert_non_null(strstr(t1.p, "| Early exit, SFT (test) |"));
+    assert_non_null(strstr(t1.p, "| Early exit, SR-DPO (test) |"));
+    snprintf(p, sizeof p, "%s/hsr/confidence_head.safetensors", out);
+    assert_true(sevo_file_exists(p));
     char *results = slurp(out, "eval/results.md");
     assert_string_equal(results, t1.p);
     /* a rerun skips every stage: the evaluation's table is read back, not recomputed */
@@ -226,13 +233,18 @@ static void test_killed_and_rerun_gives_the_same_results(void **state) {
     char pa[256], pb[256], *wa = NULL, *wb = NULL;
     size_t la = 0, lb = 0;
     sevo_error err;
-    snprintf(pa, sizeof pa, "%s/dpo/model.safetensors", a);
-    snprintf(pb, sizeof pb, "%s/dpo/model.safetensors", b);
-    assert_int_equal(sevo_read_file(pa, &wa, &la, &err), 0);
-    assert_int_equal(sevo_read_file(pb, &wb, &lb, &err), 0);
-    assert_int_equal(la, lb);
-    assert_memory_equal(wa, wb, la);
-    free(wa);
+    const char *binaries[] = {"dpo/model.safetensors", "hsr/confidence_head.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(pa, sizeof pa, "%s/%s", a, binaries[i]);
+        snprintf(pb, sizeof pb, "%s/%s", b, binaries[i]);
+        assert_int_equal(sevo_read_file(pa, &wa, &la, &err), 0);
+        assert_int_equal(sevo_read_file(pb, &wb, &lb, &err), 0);
+        assert_int_equal(la, lb);
+        assert_memory_equal(wa, wb, la);
+        free(wa);
+        free(wb);
+        wa = wb = NULL;
+    }
     free(wb);
 }
 

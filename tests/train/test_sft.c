@@ -14,6 +14,8 @@
 #include "core/fsutil.h"
 #include "core/threads.h"
 #include "data/synth.h"
+#include "data/dataset.h"
+#include "model/prompt.h"
 #include "train/sft.h"
 #include "../test_world.h"
 
@@ -116,10 +118,78 @@ static void test_resume_is_bitwise_identical(void **state) {
     assert_int_equal(read_losses(b, loss_b, 32), 10);
 }
 
+/* Builds the examples of the test world's records with the given share of cut traces
+ * and checks every trace: its number of steps, and whether its <answer> is a target. */
+static void check_traces(float fraction, int *cut, int *whole) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/data/train.jsonl", g_dir);
+    sevo_dataset ds;
+    sevo_error err;
+    assert_int_equal(dataset_load_jsonl(&ds, path, 0, &err), 0);
+    /* the control tokens are all that is counted: other words may be <unk> */
+    const char *texts[] = {"yes no"};
+    sevo_tokenizer *tok;
+    assert_int_equal(tokenizer_build_wordlevel(&tok, texts, 1, PROMPT_SPECIAL_TOKENS, PROMPT_NUM_SPECIAL_TOKENS, &err),
+                     0);
+    prompt_ids p;
+    assert_int_equal(prompt_ids_resolve(&p, tok, &err), 0);
+    vlm_config c;
+    vlm_config_tiny(&c, tokenizer_vocab_size(tok));
+    sevo_config cfg;
+    config_defaults(&cfg);
+    cfg.sft.early_answer_fraction = fraction;
+    example_set es;
+    example_set_init(&es, c.num_channels * c.image_size * c.image_size);
+    assert_int_equal(sft_build_examples(&ds, tok, &c, &cfg, 512, &es, &err), 0);
+    *cut = *whole = 0;
+    int e = 0, lengths[8] = {0};
+    for (int i = 0; i < ds.n; i++) {
+        const sevo_sample *s = &ds.samples[i];
+        assert_non_null(s->perception);
+        const train_example *x = &es.ex[e];
+        e += s->wrong_perception ? 3 : 2;
+        int steps = 0, answer_at = -1;
+        for (int t = 0; t < x->n; t++) {
+            steps += x->ids[t] == p.step;
+            if (x->ids[t] == p.answer) answer_at = t;
+        }
+        assert_true(answer_at > 0 && answer_at + 1 < x->n);
+        assert_true(x->loss[answer_at + 1]); /* the answer itself is always trained */
+        if (steps == s->n_steps) {
+            assert_true(x->loss[answer_at]); /* a whole trace: <answer> is a target */
+            ++*whole;
+        } else {
+            /* a cut trace: from the step that reaches the answer on, before the last */
+            assert_true(steps >= (s->depth > 1 ? s->depth : 1) && steps < s->n_steps);
+            assert_false(x->loss[answer_at]);
+            ++*cut;
+            if (steps < 8) lengths[steps] = 1;
+        }
+    }
+    assert_int_equal(e, es.n);
+    if (*cut) assert_true(lengths[1] + lengths[2] + lengths[3] + lengths[4] >= 2); /* the cuts vary */
+    example_set_free(&es);
+    tokenizer_free(tok);
+    dataset_free(&ds);
+}
+
+static void test_early_answer_traces(void **state) {
+    (void)state;
+    int cut, whole;
+    check_traces(0.0f, &cut, &whole);
+    assert_int_equal(cut, 0);
+    check_traces(1.0f, &cut, &whole);
+    assert_true(cut > 0);
+    assert_int_equal(whole, 0); /* every trace is cut: the world's depths are below its 5 steps */
+    check_traces(0.25f, &cut, &whole);
+    assert_true(cut > 10 && whole > cut); /* about a quarter of 120 */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_falls_and_checkpoint_is_complete),
         cmocka_unit_test(test_resume_is_bitwise_identical),
+        cmocka_unit_test(test_early_answer_traces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
