@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # seeds.sh: the main job over several seeds, then each row of the SFT vs SR-DPO table as
-# mean ± std across them (population std). Each seed renders its own world and trains
-# its own models under output/seed-<N>; complete stages are skipped on a rerun.
+# mean ± std across them (population std), and the early-exit summary (steps saved and
+# accuracy change per model). Each seed renders its own world and trains its own models
+# under output/seed-<N> (log appended to output/seed-<N>.log); complete stages are
+# skipped on a rerun.
 # Usage: scripts/seeds.sh [SEED ...]   (default: 42 7 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,9 @@ for s in "${SEEDS[@]}"; do
   out="output/seed-$s"
   mkdir -p output
   start=$(date +%s)
-  build/sevo pipeline --config "${CONFIG:-configs/tiny.json}" --seed "$s" --output_dir "$out" >"$out.log" 2>&1 ||
+  # appended, so that a rerun that skips every stage keeps the real run's stage times
+  echo "== $(date -u '+%F %T') pipeline --seed $s" >>"$out.log"
+  build/sevo pipeline --config "${CONFIG:-configs/tiny.json}" --seed "$s" --output_dir "$out" >>"$out.log" 2>&1 ||
     { tail -5 "$out.log" >&2; exit 1; }
   echo "seed $s: $(( $(date +%s) - start )) s (log: $out.log)"
   tables+=("$out/eval_results/results.md")
