@@ -2,7 +2,7 @@
 # install-deps.sh: installs the Debian packages sevo needs to build and test.
 # Idempotent: when everything is present it only runs dpkg-query and exits.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libstb-dev libcmocka-dev)
+pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libstb-dev libcmocka-dev zlib1g-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <zlib.h>
 #include <unistd.h>
 
 #include "core/fsutil.h"
@@ -280,6 +281,30 @@ done:
     return rc;
 }
 
+/* A file that sevo wrote carries the CRC-32 of its data section in __metadata__
+ * ("sevo_crc32"): a flipped bit on disk is then refused instead of loaded. Files from
+ * elsewhere have none and are taken as they are. */
+static int verify_checksum(const sevo_safetensors *st, sevo_error *err) {
+    const char *want = safetensors_metadata(st, SAFETENSORS_CRC_KEY);
+    if (!want) return 0;
+    uint64_t end = 0;
+    for (int i = 0; i < st->n; i++)
+        if (st->t[i].end > end) end = st->t[i].end;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint64_t off = 0; off < end;) {
+        uInt chunk = end - off > (1u << 30) ? (1u << 30) : (uInt)(end - off);
+        crc = crc32(crc, st->data + off, chunk);
+        off += chunk;
+    }
+    char got[16];
+    snprintf(got, sizeof got, "%08x", (unsigned)crc);
+    if (strcmp(got, want) != 0)
+        return sevo_fail(err, "%s: checksum mismatch (__metadata__.%s is %s, the data gives %s): the file is "
+                              "corrupt",
+                         st->path, SAFETENSORS_CRC_KEY, want, got);
+    return 0;
+}
+
 int safetensors_open(sevo_safetensors **out, const char *path, sevo_error *err) {
     *out = NULL;
     sevo_safetensors *st = sevo_calloc(1, sizeof *st, "safetensors", err);
@@ -334,6 +359,7 @@ int safetensors_open(sevo_safetensors **out, const char *path, sevo_error *err) 
     st->data = st->map + 8 + hlen;
     st->data_len = size - 8 - hlen;
     if (parse_header(st, (const char *)st->map + 8, (size_t)hlen, err) != 0) goto fail;
+    if (verify_checksum(st, err) != 0) goto fail;
     *out = st;
     return 0;
 fail:
@@ -490,26 +516,42 @@ static uint64_t entry_bytes(const safetensors_entry *e) {
     return b;
 }
 
+/* CRC-32 (zlib's) of the tensor data, in the order written. */
+static uint32_t entries_crc32(const safetensors_entry *e, int n) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < n; i++) {
+        uint64_t bytes = entry_bytes(&e[i]);
+        const unsigned char *p = (const unsigned char *)e[i].data;
+        /* zlib takes 32-bit lengths */
+        while (bytes > 0) {
+            uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+            crc = crc32(crc, p, chunk);
+            p += chunk;
+            bytes -= chunk;
+        }
+    }
+    return (uint32_t)crc;
+}
+
 int safetensors_write_f32(const char *path, const safetensors_entry *entries, int n,
                           const char *const *metadata_kv, int n_metadata, sevo_error *err) {
     if (check_entries(path, entries, n, metadata_kv, n_metadata, err) != 0) return -1;
-    /* The header, in the library's layout: metadata first, compact JSON. */
+    /* The header, in the library's layout: metadata first, compact JSON; the data's
+     * checksum last among the metadata. */
     strbuf h = {0};
-    strbuf_puts(&h, "{");
-    if (n_metadata > 0) {
-        strbuf_puts(&h, "\"__metadata__\":{");
-        for (int i = 0; i < n_metadata; i++) {
-            if (i) strbuf_puts(&h, ",");
-            strbuf_json_string(&h, metadata_kv[2 * i]);
-            strbuf_puts(&h, ":");
-            strbuf_json_string(&h, metadata_kv[2 * i + 1]);
-        }
-        strbuf_puts(&h, "}");
+    strbuf_puts(&h, "{\"__metadata__\":{");
+    for (int i = 0; i < n_metadata; i++) {
+        if (strcmp(metadata_kv[2 * i], SAFETENSORS_CRC_KEY) == 0) continue; /* computed below */
+        strbuf_json_string(&h, metadata_kv[2 * i]);
+        strbuf_puts(&h, ":");
+        strbuf_json_string(&h, metadata_kv[2 * i + 1]);
+        strbuf_puts(&h, ",");
     }
+    strbuf_printf(&h, "\"%s\":\"%08x\"}", SAFETENSORS_CRC_KEY, (unsigned)entries_crc32(entries, n));
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const safetensors_entry *e = &entries[i];
-        if (i || n_metadata > 0) strbuf_puts(&h, ",");
+        strbuf_puts(&h, ",");
         strbuf_json_string(&h, e->name);
         strbuf_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < e->ndim; d++)

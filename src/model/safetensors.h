@@ -7,7 +7,8 @@
  * and validates the whole header when opening, so that later reads cannot run off the
  * end of the file: a truncated or inconsistent file fails with an error naming the file
  * and the tensor. The writer produces what the Hugging Face library writes (header padded
- * with spaces to a multiple of 8 bytes), F32 only, atomically.
+ * with spaces to a multiple of 8 bytes), F32 only, atomically, plus the CRC-32 of the data
+ * in the metadata, which the reader verifies: a checkpoint corrupted on disk is refused.
  *
  * Data is little-endian on disk; sevo supports little-endian hosts only (checked at
  * compile time). */
@@ -19,6 +20,9 @@
 #include "core/error.h"
 
 #define SAFETENSORS_MAX_DIMS 8
+/* The __metadata__ key of the data section's CRC-32 (8 lowercase hex digits), written by
+ * safetensors_write_f32 and checked by safetensors_open when present. */
+#define SAFETENSORS_CRC_KEY "sevo_crc32"
 
 typedef struct sevo_safetensors sevo_safetensors;
 

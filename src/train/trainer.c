@@ -1,6 +1,7 @@
 /* trainer.c: the optimisation loop shared by every trainer (see trainer.h). */
 #include "train/trainer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,12 +65,26 @@ int trainer_run(const trainer_task *t, const trainer_options *o, vlm *m, const s
     trainer_state st = {.global_step = 0, .total_steps = total, .epoch = 0, .seed = o->seed,
                         .num_threads = o->num_threads};
     if (o->resume) {
+        /* newest first; a checkpoint that does not load (a checksum mismatch, a truncated
+         * file) is reported and the one before it tried. If checkpoints exist and none
+         * loads, training stops: starting over would throw away what they hold. */
         char ck[4096];
-        int found = trainer_find_checkpoint(o->output_dir, ck, sizeof ck, err);
-        if (found < 0) goto done;
-        if (found == 0) {
-            if (trainer_load_checkpoint(ck, m, &opt, &st, err)) goto done;
-            if (o->verbose) printf("resuming from %s (step %d of %d)\n", ck, st.global_step, total);
+        int before = INT_MAX, step, tried = 0;
+        while (trainer_find_checkpoint(o->output_dir, before, ck, sizeof ck, &step) == 0) {
+            tried++;
+            if (trainer_load_checkpoint(ck, m, &opt, &st, err) == 0) {
+                if (o->verbose) printf("resuming from %s (step %d of %d)\n", ck, st.global_step, total);
+                tried = 0;
+                break;
+            }
+            fprintf(stderr, "warning: %s: %s; trying the checkpoint before it\n", ck, err->msg);
+            before = step;
+        }
+        if (tried) {
+            sevo_fail(err, "%s: none of its %d checkpoints loads (see the warnings); move them away to train "
+                           "from the start",
+                      o->output_dir, tried);
+            goto done;
         }
     }
     if (!(metrics = metrics_open(o->output_dir, st.global_step, err))) goto done;

@@ -108,15 +108,18 @@ int trainer_save_checkpoint(const char *dir, const vlm *m, const sevo_tokenizer 
     return 0;
 }
 
-int trainer_find_checkpoint(const char *dir, char *path, size_t n, sevo_error *err) {
-    (void)err;
+int trainer_find_checkpoint(const char *dir, int before, char *path, size_t n, int *step) {
     int steps[4096];
     int k = list_checkpoints(dir, steps, 4096);
     for (int i = k - 1; i >= 0; i--) {
+        if (steps[i] >= before) continue;
         char state[4200];
         snprintf(path, n, "%s/checkpoint-%d", dir, steps[i]);
         snprintf(state, sizeof state, "%s/trainer_state.json", path);
-        if (sevo_file_exists(state)) return 0;
+        if (sevo_file_exists(state)) {
+            *step = steps[i];
+            return 0;
+        }
     }
     return 1;
 }

@@ -28,9 +28,9 @@ int trainer_state_load(trainer_state *s, const char *path, sevo_error *err);
  * removes older checkpoints beyond the newest two. */
 int trainer_save_checkpoint(const char *dir, const vlm *m, const sevo_tokenizer *tok,
                             const adamw *opt, const trainer_state *st, sevo_error *err);
-/* Finds the newest complete checkpoint-<step> in dir; 0 and path filled if found,
- * 1 if none, -1 on error. */
-int trainer_find_checkpoint(const char *dir, char *path, size_t n, sevo_error *err);
+/* Finds the newest complete checkpoint-<step> in dir with step < before (INT_MAX: any);
+ * 0 with path and *step filled if found, 1 if none. */
+int trainer_find_checkpoint(const char *dir, int before, char *path, size_t n, int *step);
 /* Loads weights, optimizer and state from a checkpoint directory into existing objects. */
 int trainer_load_checkpoint(const char *ckpt, vlm *m, adamw *opt, trainer_state *st, sevo_error *err);
 /* Writes the final model directory: model files, optimizer.safetensors, trainer_state.json. */

@@ -120,6 +120,53 @@ static void test_roundtrip(void **state) {
     safetensors_close(st);
 }
 
+/* The writer stores the data's CRC-32; a flipped bit anywhere in the data is refused
+ * with the file named, and a file without the checksum (as other writers make it) is
+ * read as it is. */
+static void test_checksum(void **state) {
+    fixture *f = *state;
+    float a[4] = {1, 2, 3, 4}, b[2] = {5, 6};
+    safetensors_entry e[2] = {{.name = "a", .data = a, .ndim = 1, .shape = {4}},
+                              {.name = "b", .data = b, .ndim = 1, .shape = {2}}};
+    sevo_error err = {{0}};
+    assert_int_equal(safetensors_write_f32(f->path, e, 2, NULL, 0, &err), 0);
+    sevo_safetensors *st = NULL;
+    if (safetensors_open(&st, f->path, &err) != 0) fail_msg("%s", err.msg);
+    const char *crc = safetensors_metadata(st, SAFETENSORS_CRC_KEY);
+    assert_non_null(crc);
+    assert_int_equal(strlen(crc), 8);
+    safetensors_close(st);
+    char *raw;
+    size_t len;
+    assert_int_equal(sevo_read_file(f->path, &raw, &len, &err), 0);
+    for (size_t at = len - 24; at < len; at += 23) { /* the first and the last data byte */
+        raw[at] ^= 0x10;
+        FILE *fp = fopen(f->path, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(raw, 1, len, fp), len);
+        fclose(fp);
+        assert_int_equal(safetensors_open(&st, f->path, &err), -1);
+        assert_null(st);
+        assert_non_null(strstr(err.msg, f->path));
+        assert_non_null(strstr(err.msg, "checksum mismatch"));
+        raw[at] ^= 0x10;
+    }
+    free(raw);
+    /* no checksum: a hand-made file with data the header does not vouch for */
+    const char hdr[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    unsigned char len8[8] = {(unsigned char)(sizeof hdr - 1)};
+    float one = 1.0f;
+    fwrite(len8, 1, 8, fp);
+    fwrite(hdr, 1, sizeof hdr - 1, fp);
+    fwrite(&one, 4, 1, fp);
+    fclose(fp);
+    if (safetensors_open(&st, f->path, &err) != 0) fail_msg("%s", err.msg);
+    assert_null(safetensors_metadata(st, SAFETENSORS_CRC_KEY));
+    safetensors_close(st);
+}
+
 /* F16 and BF16 bit patterns with their exact float values. */
 static void test_half_formats(void **state) {
     fixture *f = *state;
@@ -270,6 +317,7 @@ static void test_writer_rejects(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checksum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inconsistent_headers, setup, teardown),
