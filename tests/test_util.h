@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -48,6 +49,21 @@ static inline void write_text(const char *path, const char *text) {
     assert_non_null(fp);
     fputs(text, fp);
     fclose(fp);
+}
+
+/* Fails unless <dir_a>/<name> and <dir_b>/<name> hold the same bytes (e.g. the
+ * weights of an interrupted-and-resumed run against an uninterrupted one). */
+static inline void assert_same_file_bytes(const char *dir_a, const char *dir_b, const char *name) {
+    char pa[512], pb[512], *a = NULL, *b = NULL;
+    size_t la = 0, lb = 0;
+    sevo_error err;
+    snprintf(pa, sizeof pa, "%s/%s", dir_a, name);
+    snprintf(pb, sizeof pb, "%s/%s", dir_b, name);
+    if (sevo_read_file(pa, &a, &la, &err)) fail_msg("%s", err.msg);
+    if (sevo_read_file(pb, &b, &lb, &err)) fail_msg("%s", err.msg);
+    if (la != lb || memcmp(a, b, la) != 0) fail_msg("%s and %s differ", pa, pb);
+    free(a);
+    free(b);
 }
 
 /* Redirects stderr (fd 2) into a temporary file between capture_stderr_begin and

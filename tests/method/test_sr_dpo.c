@@ -161,16 +161,7 @@ static void test_resume_is_bitwise_identical(void **state) {
     snprintf(p, sizeof p, "%s/checkpoint-4", b);
     assert_true(sevo_dir_exists(p));
     assert_int_equal(run_dpo(&c, b, 6, 1, &err), 0);
-    char *wa = NULL, *wb = NULL;
-    size_t la = 0, lb = 0;
-    snprintf(p, sizeof p, "%s/model.safetensors", a);
-    assert_int_equal(sevo_read_file(p, &wa, &la, &err), 0);
-    snprintf(p, sizeof p, "%s/model.safetensors", b);
-    assert_int_equal(sevo_read_file(p, &wb, &lb, &err), 0);
-    assert_int_equal(la, lb);
-    assert_memory_equal(wa, wb, la);
-    free(wa);
-    free(wb);
+    assert_same_file_bytes(a, b, "model.safetensors");
     cJSON *m[16];
     int n = read_metrics(b, m, 16);
     assert_int_equal(n, 6);

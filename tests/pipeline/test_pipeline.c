@@ -230,22 +230,8 @@ static void test_killed_and_rerun_gives_the_same_results(void **state) {
     run_binary(cb, 0);
     expect_same_file(a, b, "eval/results.md");
     expect_same_file(a, b, "ipr/preferences.jsonl");
-    char pa[256], pb[256], *wa = NULL, *wb = NULL;
-    size_t la = 0, lb = 0;
-    sevo_error err;
-    const char *binaries[] = {"dpo/model.safetensors", "hsr/confidence_head.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(pa, sizeof pa, "%s/%s", a, binaries[i]);
-        snprintf(pb, sizeof pb, "%s/%s", b, binaries[i]);
-        assert_int_equal(sevo_read_file(pa, &wa, &la, &err), 0);
-        assert_int_equal(sevo_read_file(pb, &wb, &lb, &err), 0);
-        assert_int_equal(la, lb);
-        assert_memory_equal(wa, wb, la);
-        free(wa);
-        free(wb);
-        wa = wb = NULL;
-    }
-    free(wb);
+    assert_same_file_bytes(a, b, "dpo/model.safetensors");
+    assert_same_file_bytes(a, b, "hsr/confidence_head.safetensors");
 }
 
 int main(void) {

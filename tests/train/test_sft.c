@@ -17,6 +17,7 @@
 #include "data/dataset.h"
 #include "model/prompt.h"
 #include "train/sft.h"
+#include "../test_util.h"
 #include "../test_world.h"
 
 static char g_dir[64];
@@ -83,6 +84,21 @@ static void test_loss_falls_and_checkpoint_is_complete(void **state) {
     }
 }
 
+/* Flips a bit in the last byte of <dir>/checkpoint-<step>/model.safetensors (its data). */
+static void damage_weights(const char *dir, int step) {
+    char p[256], *ck = NULL;
+    size_t lc = 0;
+    sevo_error err;
+    snprintf(p, sizeof p, "%s/checkpoint-%d/model.safetensors", dir, step);
+    assert_int_equal(sevo_read_file(p, &ck, &lc, &err), 0);
+    ck[lc - 1] ^= 0x01;
+    FILE *fp = fopen(p, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(ck, 1, lc, fp), lc);
+    fclose(fp);
+    free(ck);
+}
+
 static void test_resume_is_bitwise_identical(void **state) {
     (void)state;
     sevo_config c;
@@ -101,17 +117,7 @@ static void test_resume_is_bitwise_identical(void **state) {
     snprintf(p, sizeof p, "%s/checkpoint-8", b);
     assert_true(sevo_dir_exists(p));
     run_sft(&c, b, 10, 1);
-    char *wa = NULL, *wb = NULL;
-    size_t la = 0, lb = 0;
-    sevo_error err;
-    snprintf(p, sizeof p, "%s/model.safetensors", a);
-    assert_int_equal(sevo_read_file(p, &wa, &la, &err), 0);
-    snprintf(p, sizeof p, "%s/model.safetensors", b);
-    assert_int_equal(sevo_read_file(p, &wb, &lb, &err), 0);
-    assert_int_equal(la, lb);
-    assert_memory_equal(wa, wb, la);
-    free(wa);
-    free(wb);
+    assert_same_file_bytes(a, b, "model.safetensors");
     /* the resumed run's log has each step once */
     double loss_a[32], loss_b[32];
     assert_int_equal(read_losses(a, loss_a, 32), 10);
@@ -124,28 +130,28 @@ static void test_resume_is_bitwise_identical(void **state) {
         snprintf(p, sizeof p, "%s/%s", b, finals[i]);
         remove(p);
     }
-    snprintf(p, sizeof p, "%s/checkpoint-8/model.safetensors", b);
-    char *ck = NULL;
-    size_t lc = 0;
-    assert_int_equal(sevo_read_file(p, &ck, &lc, &err), 0);
-    ck[lc - 1] ^= 0x01;
-    FILE *fp = fopen(p, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(ck, 1, lc, fp), lc);
-    fclose(fp);
-    free(ck);
+    damage_weights(b, 8);
     snprintf(p, sizeof p, "%s/checkpoint-4", b);
     assert_true(sevo_dir_exists(p));
     run_sft(&c, b, 10, 1);
-    snprintf(p, sizeof p, "%s/model.safetensors", a);
-    assert_int_equal(sevo_read_file(p, &wa, &la, &err), 0);
-    snprintf(p, sizeof p, "%s/model.safetensors", b);
-    assert_int_equal(sevo_read_file(p, &wb, &lb, &err), 0);
-    assert_int_equal(la, lb);
-    assert_memory_equal(wa, wb, la);
-    free(wa);
-    free(wb);
+    assert_same_file_bytes(a, b, "model.safetensors");
     assert_int_equal(read_losses(b, loss_b, 32), 10);
+
+    /* every checkpoint damaged: resuming stops with an error rather than start over */
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", b, finals[i]);
+        remove(p);
+    }
+    damage_weights(b, 4);
+    damage_weights(b, 8);
+    char data[128];
+    snprintf(data, sizeof data, "%s/data", g_dir);
+    sft_options o = {.cfg = &c, .data_dir = data, .output_dir = b, .resume = 1, .max_steps = 10};
+    sevo_error err;
+    assert_int_equal(sft_run(&o, &err), -1);
+    assert_non_null(strstr(err.msg, "none of its 2 checkpoints loads"));
+    snprintf(p, sizeof p, "%s/model.safetensors", b);
+    assert_false(sevo_file_exists(p));
 }
 
 /* Builds the examples of the test world's records with the given share of cut traces
