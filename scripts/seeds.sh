@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# seeds.sh: the main job over several seeds, then each row of the SFT vs SR-DPO table as
-# mean ± std across them (population std), and the early-exit summary (steps saved and
-# accuracy change per model). Each seed renders its own world and trains its own models
+# seeds.sh: the main job with the ablations (--ablation all) over several seeds, then each
+# row of the SFT vs SR-DPO table as mean ± std across them (population std), the
+# early-exit summary (steps saved and accuracy change per model) and the ablation table. Each seed renders its own world and trains its own models
 # under output/seed-<N> (log appended to output/seed-<N>.log); complete stages are
 # skipped on a rerun.
 # Usage: scripts/seeds.sh [SEED ...]   (default: 42 7 1)
@@ -11,16 +11,19 @@ SEEDS=("$@")
 [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42 7 1)
 scripts/build.sh >/dev/null
 tables=()
+ablations=()
 for s in "${SEEDS[@]}"; do
   out="output/seed-$s"
   mkdir -p output
   start=$(date +%s)
   # appended, so that a rerun that skips every stage keeps the real run's stage times
   echo "== $(date -u '+%F %T') pipeline --seed $s" >>"$out.log"
-  build/sevo pipeline --config "${CONFIG:-configs/tiny.json}" --seed "$s" --output_dir "$out" >>"$out.log" 2>&1 ||
+  build/sevo pipeline --config "${CONFIG:-configs/tiny.json}" --seed "$s" --output_dir "$out" --ablation all \
+    >>"$out.log" 2>&1 ||
     { tail -5 "$out.log" >&2; exit 1; }
   echo "seed $s: $(( $(date +%s) - start )) s (log: $out.log)"
   tables+=("$out/eval_results/results.md")
+  ablations+=("$out/ablation/ablation.md")
 done
 echo
 echo "| Metric (${#SEEDS[@]} seeds: ${SEEDS[*]}) | SFT | SR-DPO | Δ per seed |"
@@ -55,3 +58,17 @@ sed -n 's/^Early exit, \([^:]*\): mean reasoning steps \([0-9.]*\) -> \([0-9.]*\
       for (i = 2; i <= 5; i++) { mu = s[m, i] / c; v = q[m, i] / c - mu * mu
         line = line sprintf(" | %.2f ± %.2f", mu, sqrt(v > 0 ? v : 0)) }
       print line " | " d[m] " |" } }'
+# the ablation rows: "| variant | accuracy | hallucination | F1 | CHAIR_i | steps | tokens |"
+echo
+echo "| Variant (${#SEEDS[@]} seeds) | Accuracy (%) | Adv. hallucination (%) | POPE F1 (%) | CHAIR_i (%) | Steps | Tokens per answer |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+awk -F'|' '
+  FNR <= 2 { next }
+  { v = $2; gsub(/^ +| +$/, "", v); if (!(v in seen)) { seen[v] = 1; order[++n] = v }
+    for (i = 3; i <= 8; i++) { s[v, i] += $i; q[v, i] += $i * $i }
+    k[v]++ }
+  END {
+    for (j = 1; j <= n; j++) { v = order[j]; c = k[v]; line = "| " v
+      for (i = 3; i <= 8; i++) { mu = s[v, i] / c; var = q[v, i] / c - mu * mu
+        line = line sprintf(i >= 7 ? " | %.2f ± %.2f" : " | %.1f ± %.1f", mu, sqrt(var > 0 ? var : 0)) }
+      print line " |" } }' "${ablations[@]}"

@@ -51,6 +51,13 @@ static inline void write_text(const char *path, const char *text) {
     fclose(fp);
 }
 
+/* How many times needle occurs in hay (not overlapping). */
+static inline int count_substr(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *q = hay; (q = strstr(q, needle)); q += strlen(needle)) n++;
+    return n;
+}
+
 /* Fails unless <dir_a>/<name> and <dir_b>/<name> hold the same bytes (e.g. the
  * weights of an interrupted-and-resumed run against an uninterrupted one). */
 static inline void assert_same_file_bytes(const char *dir_a, const char *dir_b, const char *name) {

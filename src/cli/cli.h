@@ -9,6 +9,7 @@ int cmd_inference(int argc, char **argv);
 int cmd_ipr(int argc, char **argv);
 int cmd_hsr_ee(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
+int cmd_ppo(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_config(int argc, char **argv);

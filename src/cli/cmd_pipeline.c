@@ -1,17 +1,18 @@
 /* cmd_pipeline.c: `sevo pipeline` runs the whole self-evolving loop (Algorithm 2):
  * synth -> SFT -> IPR + HSR-EE gate -> SR-DPO -> evaluation of SFT vs SR-DPO (also with
- * early exit), resumable. */
+ * early exit), resumable; with --ablation, the ablation variants after it. */
 #include <stdio.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "core/threads.h"
+#include "pipeline/ablation.h"
 #include "pipeline/pipeline.h"
 
 int cmd_pipeline(int argc, char **argv) {
     sevo_config cfg;
     config_defaults(&cfg);
-    const char *out = NULL;
+    const char *out = NULL, *ablation = NULL;
     const cli_flag flags[] = {
         {"output_dir", FLAG_STRING, &out, NULL,
          "put every stage under this directory (data, sft_ckpt, ipr_data, sr_dpo_ckpt, eval_results)"},
@@ -19,6 +20,9 @@ int cmd_pipeline(int argc, char **argv) {
         {"model_path", FLAG_CONFIG, NULL, "model.model_name_or_path", "start from this checkpoint or built-in"},
         {"seed", FLAG_CONFIG, NULL, "seed", "seed of the world, the initialisation and the shuffles"},
         {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
+        {"ablation", FLAG_STRING, &ablation, NULL,
+         "then the ablations: all, or one of full, no_hsr_ee, no_ipr (DPO on random negatives), no_sr_dpo "
+         "(binary-reward PPO); they go under OUTPUT_DIR/ablation"},
     };
     int rc = cli_parse("pipeline",
                        "The self-evolving loop: synth (if needed) -> SFT -> IPR + HSR-EE gate -> SR-DPO -> "
@@ -27,6 +31,12 @@ int cmd_pipeline(int argc, char **argv) {
                        "configuration.",
                        argc, argv, flags, (int)(sizeof flags / sizeof flags[0]), &cfg);
     if (rc) return rc > 0 ? 0 : 2;
+    pipeline_options o = {.cfg = &cfg, .verbose = 1};
+    sevo_error err;
+    if (ablation && ablation_parse(ablation, &o.ablation, &err)) {
+        fprintf(stderr, "sevo pipeline: %s\n", err.msg);
+        return 2;
+    }
     if (out) {
         /* one directory for a whole run, e.g. one per seed */
         struct { char *dst; const char *sub; } dirs[] = {
@@ -41,9 +51,7 @@ int cmd_pipeline(int argc, char **argv) {
     }
     int threads = sevo_threads_init(cfg.num_threads);
     printf("pipeline: %d threads, output %s\n", threads, cfg.output_dir);
-    pipeline_options o = {.cfg = &cfg, .verbose = 1};
     strbuf table = {0};
-    sevo_error err;
     if (pipeline_run(&o, &table, &err)) {
         fprintf(stderr, "sevo pipeline: %s\n", err.msg);
         strbuf_free(&table);

@@ -20,6 +20,7 @@ static const subcommand SUBCOMMANDS[] = {
     {"generate-ipr-data", cmd_ipr, "stage 2: IPR preference pairs from the model's failed perceptions"},
     {"train-hsr-ee", cmd_hsr_ee, "stage 2: the HSR-EE confidence gate (and its learned threshold)"},
     {"train-sr-dpo", cmd_dpo, "stage 3: SR-DPO on the preference pairs, conditioned on the image"},
+    {"train-ppo", cmd_ppo, "the no_sr_dpo ablation's baseline: binary-reward PPO from the SFT model"},
     {"inference", cmd_inference, "perceive, reason and answer (one image or a JSONL set)"},
     {"eval", cmd_eval, "accuracy, POPE, hallucination, CHAIR, shortcut gap (one model or two)"},
     {"config", cmd_config, "print or check the effective configuration"},

@@ -141,6 +141,21 @@ static const key_def KEYS[] = {
     KEY("sft.early_answer_fraction", T_FLOAT, sft.early_answer_fraction, .flags = GE | LE, .lo = 0, .hi = 1,
         .dflt = "0.25"),
 
+    KEY("ppo.learning_rate", T_FLOAT, ppo.learning_rate, .flags = GT, .lo = 0, .dflt = "5e-6"),
+    KEY("ppo.batch_size", T_INT, ppo.batch_size, .flags = GE, .lo = 1, .dflt = "8"),
+    KEY("ppo.num_epochs", T_INT, ppo.num_epochs, .flags = GE, .lo = 1, .dflt = "2"),
+    KEY("ppo.gradient_accumulation_steps", T_INT, ppo.gradient_accumulation_steps, .flags = GE, .lo = 1,
+        .dflt = "1"),
+    KEY("ppo.warmup_ratio", T_FLOAT, ppo.warmup_ratio, .flags = GE | LE, .lo = 0, .hi = 1, .dflt = "0.1"),
+    KEY("ppo.weight_decay", T_FLOAT, ppo.weight_decay, .flags = GE, .lo = 0, .dflt = "0.01"),
+    KEY("ppo.max_grad_norm", T_FLOAT, ppo.max_grad_norm, .flags = GT, .lo = 0, .dflt = "1.0"),
+    KEY("ppo.num_rounds", T_INT, ppo.num_rounds, .flags = GE, .lo = 1, .dflt = "2"),
+    KEY("ppo.num_samples", T_INT, ppo.num_samples, .flags = GE, .lo = 1, .dflt = "256"),
+    KEY("ppo.clip_epsilon", T_FLOAT, ppo.clip_epsilon, .flags = GT | LT, .lo = 0, .hi = 1, .dflt = "0.2"),
+    KEY("ppo.kl_coef", T_FLOAT, ppo.kl_coef, .flags = GE, .lo = 0, .dflt = "0.05"),
+    KEY("ppo.temperature", T_FLOAT, ppo.temperature, .flags = GT, .lo = 0, .dflt = "0.7"),
+    KEY("ppo.top_p", T_FLOAT, ppo.top_p, .flags = GT | LE, .lo = 0, .hi = 1, .dflt = "1"),
+
     KEY("synth.num_train", T_INT, synth.num_train, .flags = GE, .lo = 1, .dflt = "4000"),
     KEY("synth.num_test", T_INT, synth.num_test, .flags = GE, .lo = 1, .dflt = "1000"),
     KEY("synth.image_size", T_INT, synth.image_size, .flags = GE, .lo = 8, .dflt = "30"),
@@ -566,7 +581,9 @@ static void format_float(char *buf, size_t n, float x) {
     if (!strpbrk(buf, ".eE")) strncat(buf, ".0", n - strlen(buf) - 1);
 }
 
-char *config_to_json(const sevo_config *c) {
+char *config_to_json(const sevo_config *c) { return config_to_json_except(c, NULL); }
+
+char *config_to_json_except(const sevo_config *c, const char *skip_section) {
     strbuf b = {0};
     char section[64] = ""; /* the open section, "" at top level */
     int first = 1;
@@ -579,6 +596,7 @@ char *config_to_json(const sevo_config *c) {
         const char *dot = strchr(k->name, '.');
         size_t slen = dot ? (size_t)(dot - k->name) : 0;
         const char *leaf = dot ? dot + 1 : k->name;
+        if (skip_section && slen == strlen(skip_section) && !strncmp(k->name, skip_section, slen)) continue;
         if (strlen(section) != slen || strncmp(section, k->name, slen) != 0) {
             if (section[0]) strbuf_puts(&b, "\n  }");
             snprintf(section, sizeof section, "%.*s", (int)slen, k->name);

@@ -78,6 +78,25 @@ typedef struct sevo_sft_section {
                                   * asks of the model) */
 } sevo_sft_section;
 
+/* sevo: the binary-reward PPO baseline of the no_sr_dpo ablation (DESIGN §1 leaves it
+ * open): rounds of sampled traces from the current policy, each followed by epochs of the
+ * clipped objective with a KL penalty to the SFT model. */
+typedef struct sevo_ppo_section {
+    float learning_rate;
+    int batch_size;
+    int num_epochs;          /* passes over each round's rollouts */
+    int gradient_accumulation_steps;
+    float warmup_ratio;      /* [0,1] */
+    float weight_decay;
+    float max_grad_norm;
+    int num_rounds;          /* rollout-then-optimise rounds, >= 1 */
+    int num_samples;         /* prompts rolled out per round, >= 1 */
+    float clip_epsilon;      /* ε of the clipped ratio, (0, 1) */
+    float kl_coef;           /* weight of the per-token KL to the reference, >= 0 */
+    float temperature;       /* sampling of the rollouts, > 0 */
+    float top_p;             /* (0, 1] */
+} sevo_ppo_section;
+
 typedef struct sevo_synth_section { /* sevo: the embedded synthetic world */
     int num_train;
     int num_test;
@@ -92,6 +111,7 @@ typedef struct sevo_config {
     sevo_ipr_section ipr;
     sevo_sr_dpo_section sr_dpo;
     sevo_sft_section sft;
+    sevo_ppo_section ppo;
     sevo_synth_section synth;
     char output_dir[SEVO_PATH_MAX];
     char sft_output_dir[SEVO_PATH_MAX];
@@ -123,5 +143,7 @@ int config_validate(const sevo_config *c, const char *source, sevo_error *err);
 
 /* Pretty JSON of the effective configuration, malloc'ed; NULL on out of memory. */
 char *config_to_json(const sevo_config *c);
+/* The same without one section (its name, e.g. "ppo"); NULL skips none. */
+char *config_to_json_except(const sevo_config *c, const char *skip_section);
 
 #endif

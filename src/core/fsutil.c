@@ -13,6 +13,13 @@
 int sevo_read_file(const char *path, char **out, size_t *len, sevo_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return sevo_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    /* fopen opens a directory for reading, and its "size" (LONG_MAX from ftell) would
+     * then be reported as an allocation failure */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return sevo_fail(err, "%s: is a directory, not a file", path);
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return sevo_fail(err, "%s: cannot seek: %s", path, strerror(errno));

@@ -225,6 +225,13 @@ static int parse_conversations(const cJSON *conv, const sevo_sample *tmpl, sampl
     return 0;
 }
 
+/* An error unless s holds more than whitespace: an empty answer would be scored right
+ * whenever the model says nothing, and an empty question asks nothing. */
+static int nonblank(const char *s, const char *key, sevo_error *err) {
+    while (is_space(*s)) s++;
+    return *s ? 0 : sevo_fail(err, "field '%s': empty", key);
+}
+
 /* Parses one line's object into one or more samples appended to the list. On failure
  * the list holds what it held before. */
 static int parse_object(void *ctx, const cJSON *obj, const char *dir, int line, sevo_error *err) {
@@ -238,8 +245,10 @@ static int parse_object(void *ctx, const cJSON *obj, const char *dir, int line, 
     } else {
         char *q = NULL, *a = NULL;
         if ((rc = jsonl_req_string(obj, "question", &q, err)) != 0 ||
-            (rc = jsonl_req_string(obj, "answer", &a, err)) != 0) {
+            (rc = jsonl_req_string(obj, "answer", &a, err)) != 0 ||
+            (rc = nonblank(q, "question", err)) != 0 || (rc = nonblank(a, "answer", err)) != 0) {
             free(q);
+            free(a);
             goto done;
         }
         rc = push(l, &tmpl, q, a, err);

@@ -1,5 +1,5 @@
 /* activation.c: elementwise nonlinearities of the MLP blocks: GELU (exact erf form and
- * the tanh approximation) and SwiGLU's gated SiLU, each with its backward.
+ * the tanh approximation), SiLU, and SwiGLU's gated SiLU, each with its backward.
  *
  * The two GELU forms differ by up to ~1e-3, so the flag must match what the model was
  * trained with (HF "gelu" vs "gelu_pytorch_tanh"). Backward uses the analytic
@@ -67,6 +67,24 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n, i
             const float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
             dinp[i] += (cdf + x * pdf) * dout[i];
         }
+    }
+}
+
+void silu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float x = inp[i];
+        out[i] = x * sigmoidf(x);
+    }
+}
+
+void silu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    /* silu'(x) = s * (1 + x*(1 - s)) with s = sigmoid(x), as in swiglu_backward */
+#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float x = inp[i];
+        const float s = sigmoidf(x);
+        dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
     }
 }
 

@@ -41,6 +41,11 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
 void gelu_forward(float *out, const float *inp, size_t n, int tanh_approx);
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n, int tanh_approx);
 
+/* ---- SiLU (swish): out = x * sigmoid(x), elementwise over n values (the plain,
+ * ungated MLP or projector activation HF calls "silu") ---- */
+void silu_forward(float *out, const float *inp, size_t n);
+void silu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
 /* ---- SwiGLU: out = silu(gate) * up, elementwise over n values ---- */
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n);
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,

@@ -63,10 +63,12 @@ int checkpoint_load_model(const char *dir, vlm **out, sevo_tokenizer **tok_out, 
     sevo_path_join(path, sizeof path, dir, "tokenizer.json");
     sevo_tokenizer *tok = NULL;
     if (tokenizer_load(&tok, path, err)) return -1;
-    if (tokenizer_vocab_size(tok) > cfg.vocab_size) {
+    int n_tokens = tokenizer_vocab_size(tok);
+    if (n_tokens > cfg.vocab_size) {
+        /* counted before the free: the message once read the freed tokenizer */
         tokenizer_free(tok);
-        return sevo_fail(err, "%s: tokenizer has %d tokens but config.json vocab_size is %d", dir,
-                         tokenizer_vocab_size(tok), cfg.vocab_size);
+        return sevo_fail(err, "%s: tokenizer has %d tokens but config.json vocab_size is %d", dir, n_tokens,
+                         cfg.vocab_size);
     }
     vlm *m = NULL;
     if (vlm_create(&m, &cfg, err)) {

@@ -597,8 +597,17 @@ static void norm_backward(const block_geom *g, float *dinp, float *dw, float *db
     else layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, g->D);
 }
 
+/* SiLU is accepted for the ungated MLP and the projector (config hidden_act /
+ * projector_hidden_act "silu"); these once fell through to erf-GELU, found by the
+ * PyTorch parity test (tests/parity). */
 void act_forward(vlm_act act, float *out, const float *inp, size_t n) {
-    gelu_forward(out, inp, n, act == VLM_ACT_GELU_TANH);
+    if (act == VLM_ACT_SILU) silu_forward(out, inp, n);
+    else gelu_forward(out, inp, n, act == VLM_ACT_GELU_TANH);
+}
+
+void act_backward(vlm_act act, float *dinp, const float *inp, const float *dout, size_t n) {
+    if (act == VLM_ACT_SILU) silu_backward(dinp, inp, dout, n);
+    else gelu_backward(dinp, inp, dout, n, act == VLM_ACT_GELU_TANH);
 }
 
 size_t block_acts_floats(const block_geom *g, int N, int B, int T) {
@@ -683,7 +692,7 @@ void block_backward(const block_geom *g, const block_params *p, const block_para
         swiglu_backward(m->dh1, m->dup, m->dhact, a->h1, a->hup, N * F);
         linear_backward(m->dn, gp->upw, gp->upb, m->dup, a->n2, p->upw, (int)N, D, F);
     } else {
-        gelu_backward(m->dh1, a->h1, m->dhact, N * F, g->act == VLM_ACT_GELU_TANH);
+        act_backward(g->act, m->dh1, a->h1, m->dhact, N * F);
     }
     linear_backward(m->dn, gp->f1w, gp->f1b, m->dh1, a->n2, p->f1w, (int)N, D, F);
     norm_backward(g, dx, gp->n2w, gp->n2b, m->dn, a->x_mid, p->n2w, a->n2_mean, a->n2_rstd, (int)N);

@@ -109,7 +109,10 @@ void block_backward(const block_geom *g, const block_params *p, const block_para
 
 void norm_forward(const block_geom *g, float *out, float *mean, float *rstd, const float *inp,
                   const float *w, const float *b, int N);
+/* The ungated MLP's and the projector's activation (GELU, tanh-GELU or SiLU); the
+ * backward accumulates into dinp. */
 void act_forward(vlm_act act, float *out, const float *inp, size_t n);
+void act_backward(vlm_act act, float *dinp, const float *inp, const float *dout, size_t n);
 
 int vision_acts_alloc(vision_acts *va, const struct vlm *m, int n_images, sevo_error *err);
 void vision_acts_free(vision_acts *va, const struct vlm *m);

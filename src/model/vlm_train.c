@@ -104,7 +104,7 @@ static void vision_backward(vlm *m, const float *dfeat, int n_images) {
     memset(dp1act, 0, Ni * Dt * sizeof(float));
     linear_backward(dp1act, m->g.proj2_w, m->g.proj2_b, dfeat, va->p1act, m->w.proj2_w, (int)Ni, Dt, Dt);
     memset(dp1, 0, Ni * Dt * sizeof(float));
-    gelu_backward(dp1, va->p1, dp1act, Ni * Dt, c->projector_act == VLM_ACT_GELU_TANH);
+    act_backward(c->projector_act, dp1, va->p1, dp1act, Ni * Dt);
     memset(dpost, 0, Ni * Dv * sizeof(float));
     linear_backward(dpost, m->g.proj1_w, m->g.proj1_b, dp1, va->post, m->w.proj1_w, (int)Ni, Dv, Dt);
     memset(dx, 0, Ni * Dv * sizeof(float));

@@ -14,18 +14,26 @@
 #include "eval/evaluate.h"
 #include "method/hsr_ee.h"
 #include "method/ipr.h"
+#include "method/ppo.h"
 #include "method/sr_dpo.h"
+#include "pipeline/ablation.h"
+#include "pipeline/report.h"
 #include "train/sft.h"
 
 #define STAMP ".sevo_stage.json"
 
-/* FNV-1a over the effective configuration: any change of it is a different run. */
-static void config_fingerprint(const sevo_config *cfg, char out[17]) {
-    char *json = config_to_json(cfg);
+/* FNV-1a over the effective configuration: any change of it is a different run. The
+ * main stages leave out the `ppo` section, which only the no_sr_dpo ablation reads (so
+ * tuning the baseline does not redo the method's stages); the ablation stages cover
+ * everything. */
+static int config_fingerprint(const sevo_config *cfg, int with_ppo, char out[17], sevo_error *err) {
+    char *json = with_ppo ? config_to_json(cfg) : config_to_json_except(cfg, "ppo");
+    if (!json) return sevo_fail(err, "out of memory (configuration fingerprint)");
     uint64_t h = 1469598103934665603ull;
-    for (const char *p = json ? json : ""; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (const char *p = json; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
     free(json);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return 0;
 }
 
 typedef enum { STAGE_FRESH, STAGE_RESUME, STAGE_DONE } stage_state;
@@ -105,10 +113,156 @@ static void stage_time(const pipeline_options *o, const char *stage, double *t) 
     *t = now;
 }
 
+/* An evaluation stage: the models in paths, side by side, on the data's held-out sets,
+ * each also answering test with the SFT model's gate (Algorithm 2 applies it to the
+ * final model). A complete stage only gives back its table. */
+static int eval_stage(const pipeline_options *o, const char *stage, const char *fp, const char *dir,
+                      const char *const *paths, const char *const *names, int n, strbuf *table, sevo_error *err) {
+    const sevo_config *cfg = o->cfg;
+    char label[64], path[4096];
+    stage_state st;
+    snprintf(label, sizeof label, "pipeline, %s", stage);
+    if (stage_check(label, dir, fp, &st, err)) return -1;
+    if (st == STAGE_DONE) {
+        char *text = NULL;
+        sevo_path_join(path, sizeof path, dir, "results.md");
+        if (sevo_read_file(path, &text, NULL, err)) return -1;
+        if (o->verbose) printf("[%s] %s is complete: skipped\n", stage, dir);
+        strbuf_puts(table, text);
+        free(text);
+        return 0;
+    }
+    eval_options eo = {.cfg = cfg, .data_dir = cfg->data_dir, .output_dir = dir, .n_models = n};
+    for (int i = 0; i < n; i++) {
+        eo.model_paths[i] = paths[i];
+        eo.model_names[i] = names[i];
+    }
+    gen_options_default(&eo.gen);
+    eo.gen.seed = (uint64_t)cfg->seed;
+    hsr_gate gate = {0};
+    char cpath[4096];
+    vlm_config c;
+    sevo_path_join(path, sizeof path, cfg->hsr_ee_output_dir, HSR_GATE_FILE);
+    sevo_path_join(cpath, sizeof cpath, cfg->sft_output_dir, "config.json");
+    if (vlm_config_load(&c, cpath, err) || hsr_gate_load(&gate, path, c.text.hidden_size, err))
+        return sevo_fail_prefix(err, "%s", label);
+    float *scratch = sevo_malloc((size_t)gate.h * sizeof(float), "gate", err);
+    if (!scratch) {
+        hsr_gate_release(&gate);
+        return -1;
+    }
+    hsr_gate_exit rule = {.gate = &gate, .tau = hsr_gate_tau(&gate), .scratch = scratch};
+    eo.gate = hsr_gate_step;
+    eo.gate_ctx = &rule;
+    eval_model_eval models[2];
+    if (o->verbose) printf("[%s] %s%s%s on %s -> %s\n", stage, names[0], n > 1 ? " and " : "", n > 1 ? names[1] : "",
+                           cfg->data_dir, dir);
+    int bad = stage_mark(dir, fp, 0, err) || eval_run(&eo, models, table, err) || stage_mark(dir, fp, 1, err);
+    free(scratch);
+    hsr_gate_release(&gate);
+    return bad ? sevo_fail_prefix(err, "%s", label) : 0;
+}
+
+/* A training stage of the ablation: run(ctx) into dir unless dir's stamp says done. */
+static int ablation_train_stage(const pipeline_options *o, const char *stage, const char *fp, const char *dir,
+                                int (*run)(const pipeline_options *, const char *, sevo_error *),
+                                sevo_error *err) {
+    char label[64];
+    stage_state st;
+    snprintf(label, sizeof label, "pipeline, %s", stage);
+    if (stage_check(label, dir, fp, &st, err)) return -1;
+    if (st == STAGE_DONE) {
+        if (o->verbose) printf("[%s] %s is complete: skipped\n", stage, dir);
+        return 0;
+    }
+    if (o->verbose) printf("[%s] -> %s%s\n", stage, dir, st == STAGE_RESUME ? " (resuming)" : "");
+    if (stage_mark(dir, fp, 0, err) || run(o, dir, err) || stage_mark(dir, fp, 1, err))
+        return sevo_fail_prefix(err, "%s", label);
+    return 0;
+}
+
+/* no_ipr: IPR's pairs with random negatives, then DPO with SR-DPO's settings. */
+static int run_random_negative_dpo(const pipeline_options *o, const char *dir, sevo_error *err) {
+    const sevo_config *cfg = o->cfg;
+    char in[4096], prefs[4096], ckpt[4096];
+    sevo_path_join(in, sizeof in, cfg->ipr_data_dir, "preferences.jsonl");
+    sevo_path_join(prefs, sizeof prefs, dir, "preferences.jsonl");
+    sevo_path_join(ckpt, sizeof ckpt, dir, "dpo_ckpt");
+    if (ablation_random_negatives(in, prefs, (uint64_t)cfg->seed, err)) return -1;
+    sr_dpo_options so = {.cfg = cfg, .model_path = cfg->sft_output_dir, .preference_path = prefs,
+                         .output_dir = ckpt, .resume = 1, .verbose = o->verbose};
+    return sr_dpo_run(&so, err);
+}
+
+/* no_sr_dpo: the binary-reward PPO baseline from the SFT model. */
+static int run_ppo(const pipeline_options *o, const char *dir, sevo_error *err) {
+    char data_path[4096], ckpt[4096];
+    sevo_path_join(data_path, sizeof data_path, o->cfg->data_dir, "train.jsonl");
+    sevo_path_join(ckpt, sizeof ckpt, dir, "ppo_ckpt");
+    ppo_options po = {.cfg = o->cfg, .model_path = o->cfg->sft_output_dir, .data_path = data_path,
+                      .output_dir = ckpt, .verbose = o->verbose};
+    return ppo_run(&po, err);
+}
+
+/* The variants of o->ablation after the main stages (ablation.h); their stages live under
+ * output_dir/ablation, and the table goes to ablation.md / ablation.json there. */
+static int run_ablation(const pipeline_options *o, strbuf *table, double *t, sevo_error *err) {
+    const sevo_config *cfg = o->cfg;
+    char fps[2][17], root[4096], dir[4096], ckpt[4096], eval_dir[4096], path[4096];
+    if (config_fingerprint(cfg, 0, fps[0], err) || config_fingerprint(cfg, 1, fps[1], err)) return -1;
+    sevo_path_join(root, sizeof root, cfg->output_dir, "ablation");
+    ablation_row rows[ABLATION_NUM_VARIANTS];
+    memset(rows, 0, sizeof rows);
+    sevo_path_join(path, sizeof path, cfg->eval_output_dir, "results.json");
+    if ((o->ablation & ABLATION_FULL) && ablation_row_read(path, 1, 1, &rows[0], err)) return -1;
+    if ((o->ablation & ABLATION_NO_HSR_EE) && ablation_row_read(path, 1, 0, &rows[1], err)) return -1;
+    static const struct {
+        int bit;
+        const char *name, *ckpt;
+        int (*run)(const pipeline_options *, const char *, sevo_error *);
+        int uses_ppo; /* which fingerprint: only the PPO stages read the ppo section */
+    } trained[] = {{ABLATION_NO_IPR, "no_ipr", "dpo_ckpt", run_random_negative_dpo, 0},
+                   {ABLATION_NO_SR_DPO, "no_sr_dpo", "ppo_ckpt", run_ppo, 1}};
+    for (int v = 0; v < 2; v++) {
+        if (!(o->ablation & trained[v].bit)) continue;
+        char stage[64];
+        sevo_path_join(dir, sizeof dir, root, trained[v].name);
+        sevo_path_join(ckpt, sizeof ckpt, dir, trained[v].ckpt);
+        sevo_path_join(eval_dir, sizeof eval_dir, dir, "eval_results");
+        snprintf(stage, sizeof stage, "ablation %s", trained[v].name);
+        const char *fp = fps[trained[v].uses_ppo];
+        if (ablation_train_stage(o, stage, fp, dir, trained[v].run, err)) return -1;
+        stage_time(o, stage, t);
+        const char *paths[1] = {ckpt}, *names[1] = {trained[v].name};
+        strbuf ignored = {0};
+        snprintf(stage, sizeof stage, "ablation %s eval", trained[v].name);
+        int bad = eval_stage(o, stage, fp, eval_dir, paths, names, 1, &ignored, err);
+        strbuf_free(&ignored);
+        if (bad) return -1;
+        stage_time(o, stage, t);
+        sevo_path_join(path, sizeof path, eval_dir, "results.json");
+        if (ablation_row_read(path, 0, 1, &rows[v + 2], err)) return -1;
+    }
+    strbuf md = {0};
+    sevo_path_join(path, sizeof path, root, "ablation.json");
+    int bad = sevo_mkdirs(root, err) || ablation_table_write(o->ablation, rows, path, &md, err);
+    if (!bad) {
+        sevo_path_join(path, sizeof path, root, "ablation.md");
+        bad = sevo_write_file_atomic(path, md.p, md.len, err);
+    }
+    if (!bad) {
+        strbuf_puts(table, "\nAblations (the same data, SFT model, gate and seed; full and no_hsr_ee are the "
+                           "SR-DPO model with and without early exit):\n\n");
+        strbuf_puts(table, md.p);
+    }
+    strbuf_free(&md);
+    return bad ? -1 : 0;
+}
+
 int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
     const sevo_config *cfg = o->cfg;
     char fp[17], prefs[4096], data_path[4096];
-    config_fingerprint(cfg, fp);
+    if (config_fingerprint(cfg, 0, fp, err)) return -1;
     double t0 = sevo_now();
     stage_state st;
     double t = sevo_now();
@@ -202,49 +356,17 @@ int pipeline_run(const pipeline_options *o, strbuf *table, sevo_error *err) {
 
     /* evaluation of both stages' models on the same held-out sets (redone when not
      * complete; its table is what the pipeline prints) */
-    if (stage_check("pipeline, eval", cfg->eval_output_dir, fp, &st, err)) return -1;
-    eval_options eo = {.cfg = cfg, .data_dir = cfg->data_dir, .output_dir = cfg->eval_output_dir,
-                       .model_paths = {cfg->sft_output_dir, cfg->sr_dpo_output_dir}, .model_names = {"SFT", "SR-DPO"},
-                       .n_models = 2};
-    gen_options_default(&eo.gen);
-    eo.gen.seed = (uint64_t)cfg->seed;
-    /* both models answer test once more with the SFT model's gate (Algorithm 2 applies it
-     * to the final model) */
-    hsr_gate gate = {0};
-    float *gate_scratch = NULL;
-    hsr_gate_exit rule;
-    if (st != STAGE_DONE) {
-        char gpath[4096], cpath[4096];
-        vlm_config c;
-        sevo_path_join(gpath, sizeof gpath, cfg->hsr_ee_output_dir, HSR_GATE_FILE);
-        sevo_path_join(cpath, sizeof cpath, cfg->sft_output_dir, "config.json");
-        if (vlm_config_load(&c, cpath, err) || hsr_gate_load(&gate, gpath, c.text.hidden_size, err))
-            return sevo_fail_prefix(err, "pipeline, eval");
-        if (!(gate_scratch = sevo_malloc((size_t)gate.h * sizeof(float), "gate", err))) {
-            hsr_gate_release(&gate);
-            return -1;
-        }
-        rule = (hsr_gate_exit){.gate = &gate, .tau = hsr_gate_tau(&gate), .scratch = gate_scratch};
-        eo.gate = hsr_gate_step;
-        eo.gate_ctx = &rule;
-    }
-    if (st == STAGE_DONE) {
-        char path[4096], *text = NULL;
-        sevo_path_join(path, sizeof path, cfg->eval_output_dir, "results.md");
-        if (sevo_read_file(path, &text, NULL, err)) return -1;
-        if (o->verbose) printf("[eval] %s is complete: skipped\n", cfg->eval_output_dir);
-        strbuf_puts(table, text);
-        free(text);
-    } else {
-        eval_model_eval models[2];
-        if (o->verbose) printf("[eval] SFT and SR-DPO on %s -> %s\n", cfg->data_dir, cfg->eval_output_dir);
-        int bad = stage_mark(cfg->eval_output_dir, fp, 0, err) || eval_run(&eo, models, table, err) ||
-                  stage_mark(cfg->eval_output_dir, fp, 1, err);
-        free(gate_scratch);
-        hsr_gate_release(&gate);
-        if (bad) return sevo_fail_prefix(err, "pipeline, eval");
-    }
+    const char *paths[2] = {cfg->sft_output_dir, cfg->sr_dpo_output_dir}, *names[2] = {"SFT", "SR-DPO"};
+    if (eval_stage(o, "eval", fp, cfg->eval_output_dir, paths, names, 2, table, err)) return -1;
     stage_time(o, "eval", &t);
+    if (o->ablation && run_ablation(o, table, &t, err)) return -1;
+    /* the report covers the ablations whenever their table is there */
+    char report[4096], ablation_md[4096];
+    sevo_path_join(report, sizeof report, cfg->output_dir, "report.html");
+    sevo_path_join(ablation_md, sizeof ablation_md, cfg->output_dir, "ablation/ablation.md");
+    if (report_write(cfg, sevo_file_exists(ablation_md) ? ablation_md : NULL, report, err))
+        return sevo_fail_prefix(err, "pipeline, report");
+    if (o->verbose) printf("[report] %s\n", report);
     if (o->verbose) printf("pipeline: done in %.1fs\n", sevo_now() - t0);
     return 0;
 }

@@ -12,7 +12,11 @@
  * newest checkpoint, and redoes IPR, the gate or evaluation (all deterministic) from the
  * start.
  * A stage directory holding another configuration's run is refused, never
- * overwritten. */
+ * overwritten.
+ *
+ * With an ablation mask the variants of pipeline/ablation.h follow, each a stage (or two:
+ * training, then evaluation with the same gate) under output_dir/ablation, and the
+ * ablation table is appended to the printed one. */
 #ifndef SEVO_PIPELINE_PIPELINE_H
 #define SEVO_PIPELINE_PIPELINE_H
 
@@ -22,6 +26,8 @@
 
 typedef struct pipeline_options {
     const sevo_config *cfg;
+    int ablation; /* ABLATION_* mask (pipeline/ablation.h): variants run after the main
+                   * stages, under output_dir/ablation; 0 = none */
     int verbose;
 } pipeline_options;
 

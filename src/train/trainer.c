@@ -62,6 +62,7 @@ int trainer_run(const trainer_task *t, const trainer_options *o, vlm *m, const s
         goto done;
     }
     if (adamw_init(&opt, vlm_num_params(m), err) || sevo_mkdirs(o->output_dir, err)) goto done;
+    trainer_remove_stale(o->output_dir);
     trainer_state st = {.global_step = 0, .total_steps = total, .epoch = 0, .seed = o->seed,
                         .num_threads = o->num_threads};
     if (o->resume) {

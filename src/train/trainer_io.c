@@ -3,8 +3,11 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/fsutil.h"
 #include "model/checkpoint.h"
@@ -101,11 +104,43 @@ int trainer_save_checkpoint(const char *dir, const vlm *m, const sevo_tokenizer 
     int steps[4096];
     int n = list_checkpoints(dir, steps, 4096);
     for (int i = 0; i + 2 < n; i++) {
-        char old[4096];
+        /* renamed first, so that a kill halfway through the removal leaves a name the
+         * next run clears (trainer_remove_stale), not a half-deleted checkpoint-N */
+        char old[4096], doomed[4200];
         snprintf(old, sizeof old, "%s/checkpoint-%d", dir, steps[i]);
-        sevo_remove_tree(old);
+        snprintf(doomed, sizeof doomed, "%s.removing", old);
+        sevo_remove_tree(doomed);
+        sevo_remove_tree(rename(old, doomed) == 0 ? doomed : old);
     }
     return 0;
+}
+
+/* The pid of an atomic write's "<name>.tmp.<pid>", or 0 for any other name. */
+static long temp_file_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    return *end == '\0' && pid > 0 ? pid : 0;
+}
+
+void trainer_remove_stale(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[4400], tail[16];
+        int step;
+        long pid = temp_file_pid(e->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        /* an atomic write whose writer is gone (a live pid may be another run's: kept) */
+        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) remove(path);
+        /* a checkpoint being written or removed when its run stopped */
+        else if (sscanf(e->d_name, "checkpoint-%d.%15s", &step, tail) == 2 &&
+                 (!strcmp(tail, "tmp") || !strcmp(tail, "removing")))
+            sevo_remove_tree(path);
+    }
+    closedir(d);
 }
 
 int trainer_find_checkpoint(const char *dir, int before, char *path, size_t n, int *step) {

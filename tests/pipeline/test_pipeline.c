@@ -1,6 +1,7 @@
 /* test_pipeline.c: the whole loop on a small world. It runs to the end and prints the
  * SFT vs SR-DPO table; a rerun skips every complete stage; a stage left incomplete is
- * resumed or redone with the same result; a directory from another configuration, or
+ * resumed or redone with the same result; the ablations run after it and the report
+ * shows them; a directory from another configuration, or
  * one the pipeline did not write, is refused; and `sevo pipeline` killed with SIGKILL
  * at two points and rerun ends with the same results as the uninterrupted run. */
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 
 #include "core/fsutil.h"
 #include "core/threads.h"
+#include "pipeline/ablation.h"
 #include "pipeline/pipeline.h"
 #include "../test_util.h"
 
@@ -166,6 +168,51 @@ static void test_runs_skips_and_resumes(void **state) {
     strbuf_free(&t3);
 }
 
+/* The ablations after a complete run (the first test's, or made here): the four rows,
+ * ablation.json, the report with the ablation table; a rerun reads the same table back;
+ * and a change of the PPO settings leaves the method's stages and no_ipr alone (their
+ * fingerprint leaves ppo out) while the PPO stage refuses the other configuration. */
+static void test_ablation_all_and_report(void **state) {
+    (void)state;
+    char out[128], p[256];
+    snprintf(out, sizeof out, "%s/run", g_dir);
+    sevo_config c;
+    load_config(&c, out);
+    c.ppo.num_samples = 16;
+    c.ppo.batch_size = 4;
+    pipeline_options o = {.cfg = &c, .ablation = ABLATION_ALL};
+    strbuf t1 = {0}, t2 = {0}, t3 = {0};
+    sevo_error err;
+    if (pipeline_run(&o, &t1, &err)) fail_msg("pipeline_run --ablation all: %s", err.msg);
+    const char *rows[] = {"| Variant | Accuracy (%) |", "\n| full | ", "\n| no_hsr_ee | ", "\n| no_ipr | ",
+                          "\n| no_sr_dpo | "};
+    for (int i = 0; i < 5; i++)
+        if (!strstr(t1.p, rows[i])) fail_msg("no '%s' in:\n%s", rows[i], t1.p);
+    const char *files[] = {"ablation/ablation.json", "ablation/ablation.md", "ablation/no_ipr/preferences.jsonl",
+                           "ablation/no_ipr/dpo_ckpt/model.safetensors", "ablation/no_sr_dpo/ppo_ckpt/model.safetensors",
+                           "ablation/no_sr_dpo/ppo_ckpt/round-1/rollouts.json",
+                           "ablation/no_sr_dpo/eval_results/results.json"};
+    for (int i = 0; i < 7; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        if (!sevo_file_exists(p)) fail_msg("%s: missing", p);
+    }
+    char *report = slurp(out, "report.html");
+    assert_non_null(strstr(report, "<td>no_sr_dpo</td>"));
+    assert_int_equal(count_substr(report, "<svg class=\"chart\""), 6);
+    free(report);
+    if (pipeline_run(&o, &t2, &err)) fail_msg("rerun: %s", err.msg);
+    drop_timing(t1.p);
+    drop_timing(t2.p);
+    assert_string_equal(t1.p, t2.p);
+    c.ppo.kl_coef = 0.5f;
+    assert_int_equal(pipeline_run(&o, &t3, &err), -1);
+    assert_non_null(strstr(err.msg, "ablation no_sr_dpo"));
+    assert_non_null(strstr(err.msg, "another configuration"));
+    strbuf_free(&t1);
+    strbuf_free(&t2);
+    strbuf_free(&t3);
+}
+
 static void test_refuses_foreign_directory(void **state) {
     (void)state;
     char out[128], p[256];
@@ -237,6 +284,7 @@ static void test_killed_and_rerun_gives_the_same_results(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runs_skips_and_resumes),
+        cmocka_unit_test(test_ablation_all_and_report),
         cmocka_unit_test(test_refuses_foreign_directory),
         cmocka_unit_test(test_killed_and_rerun_gives_the_same_results),
     };
