@@ -4,9 +4,9 @@
 #
 #   scripts/make-fixtures.sh
 #
-# 1. a Python virtual environment OUTSIDE the repository (default: ../venv-ref beside the
-#    checkout; override with SEVO_REF_VENV), created if missing, with the pinned packages
-#    of tools/reference/requirements.txt (torch pulls CUDA wheels from PyPI: large, once);
+# 1. a Python virtual environment OUTSIDE the repository (scripts/ref-venv.sh: default
+#    ../venv-ref beside the checkout, override with SEVO_REF_VENV), created if missing,
+#    with the pinned packages of tools/reference/requirements.txt;
 # 2. builds the parity test binary (build dir: build-fixtures, or BUILD_DIR) and lets it
 #    write the two checkpoints (sevo's initialisation, config.json, tokenizer.json, the
 #    HSR-EE gate);
@@ -19,18 +19,10 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv=${SEVO_REF_VENV:-$(dirname "$root")/venv-ref}
 build=${BUILD_DIR:-$root/build-fixtures}
 out=$root/tests/parity/fixtures
 
-case "$venv/" in
-"$root"/*) echo "make-fixtures: the virtual environment must be outside the repository ($venv)" >&2; exit 1 ;;
-esac
-if [ ! -x "$venv/bin/python" ]; then
-    echo "make-fixtures: creating $venv"
-    python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tools/reference/requirements.txt"
+python=$("$root/scripts/ref-venv.sh")
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 nice -n 10 cmake --build "$build" --target parity_test_parity -j"$(nproc)" >/dev/null
@@ -40,7 +32,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$build/parity_test_parity" --write-checkpoints "$tmp"
 # one thread: the float64 reference then sums in one fixed order
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 \
-    nice -n 10 "$venv/bin/python" "$root/tools/reference/make_fixtures.py" "$tmp"
+    nice -n 10 "$python" "$root/tools/reference/make_fixtures.py" "$tmp"
 
 rm -rf "$out"
 mkdir -p "$out"

@@ -1,6 +1,8 @@
 /* jsonutil.c: small helpers shared by the JSON readers (see jsonutil.h). */
 #include "core/jsonutil.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,22 @@ const char *json_kind(const cJSON *j) {
     if (cJSON_IsArray(j)) return "an array";
     if (cJSON_IsObject(j)) return "an object";
     return "an invalid value";
+}
+
+int json_int_in(const cJSON *j, int lo, int hi, int *out) {
+    if (!cJSON_IsNumber(j)) return -1;
+    double v = j->valuedouble;
+    if (!(v >= lo && v <= hi) || v != floor(v)) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int json_float(const cJSON *j, float *out) {
+    if (!cJSON_IsNumber(j)) return -1;
+    double v = j->valuedouble;
+    if (!(fabs(v) <= FLT_MAX)) return -1;
+    *out = (float)v;
+    return 0;
 }
 
 int json_write_file_atomic(const char *path, const cJSON *root, sevo_error *err) {

@@ -89,10 +89,9 @@ static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_
         if (!cJSON_IsNumber(depth))
             return sevo_fail(err, "field 'depth': expected a non-negative integer, got %s",
                              json_kind(depth));
-        double v = depth->valuedouble;
-        if (!(v >= 0 && v <= INT_MAX) || v != floor(v))
-            return sevo_fail(err, "field 'depth': expected a non-negative integer, got %g", v);
-        s->depth = (int)v;
+        if (json_int_in(depth, 0, INT_MAX, &s->depth))
+            return sevo_fail(err, "field 'depth': expected a non-negative integer, got %g",
+                             depth->valuedouble);
     }
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(obj, "steps");
     if (steps && !cJSON_IsNull(steps)) {

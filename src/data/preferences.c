@@ -69,12 +69,10 @@ static int parse_pair(void *ctx, const cJSON *obj, const char *dir, int line, se
         goto fail;
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, "iteration");
     if (it && !cJSON_IsNull(it)) {
-        if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble <= INT_MAX) ||
-            it->valuedouble != floor(it->valuedouble)) {
+        if (json_int_in(it, 0, INT_MAX, &p.iteration)) {
             rc = sevo_fail(err, "field 'iteration': expected a non-negative integer, got %s", json_kind(it));
             goto fail;
         }
-        p.iteration = (int)it->valuedouble;
     }
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 256;

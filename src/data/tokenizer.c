@@ -410,10 +410,8 @@ fail:
 
 /* Reads a JSON integer in [0, INT_MAX]; -1 if it is not one. */
 static int json_index(const cJSON *j) {
-    if (!cJSON_IsNumber(j)) return -1;
-    double v = j->valuedouble;
-    if (!(v >= 0 && v <= INT_MAX) || v != floor(v)) return -1;
-    return (int)v;
+    int v;
+    return json_int_in(j, 0, INT_MAX, &v) ? -1 : v;
 }
 
 static int load_normalizer(sevo_tokenizer *t, const cJSON *root, const char *path,

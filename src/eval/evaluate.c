@@ -219,6 +219,9 @@ int eval_run(const eval_options *o, eval_model_eval *models, strbuf *table, sevo
                              "pope_popular.jsonl and pope_adversarial.jsonl)", path);
     }
     if (o->n_models < 1 || o->n_models > 2) return sevo_fail(err, "eval: 1 or 2 models (got %d)", o->n_models);
+    /* A run that fails leaves nothing behind: when it made the output directory, it
+     * removes it again (an existing one keeps what it had; files inside are atomic). */
+    int fresh = !sevo_dir_exists(o->output_dir);
     if (sevo_mkdirs(o->output_dir, err)) return -1;
     /* names first: each model's predictions go into a directory of its name */
     for (int k = 0; k < o->n_models; k++) {
@@ -231,7 +234,9 @@ int eval_run(const eval_options *o, eval_model_eval *models, strbuf *table, sevo
         if (k == 1 && !strcmp(me->name, models[0].name)) snprintf(me->name, sizeof me->name, "%.100s_2", models[0].name);
         snprintf(me->path, sizeof me->path, "%s", o->model_paths[k]);
     }
-    for (int k = 0; k < o->n_models; k++)
-        if (eval_one_model(o, k, &models[k], err)) return -1;
-    return write_results(o, models, table, err);
+    int rc = 0;
+    for (int k = 0; k < o->n_models && !rc; k++) rc = eval_one_model(o, k, &models[k], err);
+    if (!rc) rc = write_results(o, models, table, err);
+    if (rc && fresh) sevo_remove_tree(o->output_dir);
+    return rc;
 }

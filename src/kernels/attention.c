@@ -11,11 +11,9 @@
  * scratch, are deterministic, and cost the same everywhere; attention is a small
  * fraction of a step next to the linear layers at these sizes.
  *
- * So we parallelise over (sequence, head) and write the inner products as loops that
- * the compiler vectorises: dot products are taken four keys at a time so that four
- * independent accumulator chains hide the FMA latency (8-wide vectors: with hd ~ 64 the
- * horizontal sums of 16-wide ones cost more than they save), and weighted sums of rows
- * are fused four rows per pass over the output row.
+ * So we parallelise over (sequence, head) and write the inner products with the
+ * vectorised row loops of rows.h (dot products four keys at a time, weighted sums of
+ * rows fused four rows per pass).
  *
  * The forward computes each row's scores straight into its row of att and turns them
  * into probabilities in place (max-subtracted softmax). The backward walks the query
@@ -39,6 +37,7 @@
  * packing (s nondecreasing) every row in that range sees j; with any other s a row in
  * the range may not, and then its att entry is exactly 0, so it adds exactly nothing. */
 #include "kernels/kernels.h"
+#include "kernels/rows.h"
 #include "kernels/vexp.h"
 
 #include <assert.h>
@@ -49,54 +48,6 @@
 #define ATT_PARALLEL_MIN 65536
 /* Rows (and keys) handled per block in the backward; sizes its small stack buffers. */
 #define ATT_BLOCK 64
-
-/* s[j] = scale * (x . y_j) for j < n, where y_j = y + j*stride and both have hd floats. */
-static void dot_rows(float *s, const float *x, const float *y, size_t stride, int n, int hd,
-                     float scale) {
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const float *y0 = y + (size_t)j * stride, *y1 = y0 + stride;
-        const float *y2 = y1 + stride, *y3 = y2 + stride;
-        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-#pragma omp simd simdlen(8) reduction(+ : s0, s1, s2, s3)
-        for (int d = 0; d < hd; d++) {
-            const float xd = x[d];
-            s0 += xd * y0[d];
-            s1 += xd * y1[d];
-            s2 += xd * y2[d];
-            s3 += xd * y3[d];
-        }
-        s[j] = s0 * scale;
-        s[j + 1] = s1 * scale;
-        s[j + 2] = s2 * scale;
-        s[j + 3] = s3 * scale;
-    }
-    for (; j < n; j++) {
-        const float *yj = y + (size_t)j * stride;
-        float s0 = 0.0f;
-#pragma omp simd reduction(+ : s0)
-        for (int d = 0; d < hd; d++) s0 += x[d] * yj[d];
-        s[j] = s0 * scale;
-    }
-}
-
-/* out[d] += sum_{j<n} a[j] * x_j[d], where x_j = x + j*stride (hd floats each). */
-static void axpy_rows(float *out, const float *a, const float *x, size_t stride, int n, int hd) {
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const float *x0 = x + (size_t)j * stride, *x1 = x0 + stride;
-        const float *x2 = x1 + stride, *x3 = x2 + stride;
-        const float a0 = a[j], a1 = a[j + 1], a2 = a[j + 2], a3 = a[j + 3];
-#pragma omp simd
-        for (int d = 0; d < hd; d++) out[d] += a0 * x0[d] + a1 * x1[d] + a2 * x2[d] + a3 * x3[d];
-    }
-    for (; j < n; j++) {
-        const float *xj = x + (size_t)j * stride;
-        const float aj = a[j];
-#pragma omp simd
-        for (int d = 0; d < hd; d++) out[d] += aj * xj[d];
-    }
-}
 
 /* One query row against its first n_keys keys: probs[0..n_keys) receives the softmax of
  * the scaled scores and out_row the probability-weighted sum of value rows. Shared by

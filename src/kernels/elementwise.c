@@ -1,5 +1,4 @@
-/* elementwise.c: residual adds, scaling and the sum of squares used for gradient-norm
- * clipping.
+/* elementwise.c: residual adds and the sum of squares used for gradient-norm clipping.
  *
  * sum_squares is summed in double over a fixed number of chunks whose boundaries do not
  * depend on the thread count, so the clipping norm (and therefore training) is bitwise
@@ -19,11 +18,6 @@ void add_forward(float *out, const float *a, const float *b, size_t n) {
 void add_inplace(float *acc, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= ELEM_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) acc[i] += x[i];
-}
-
-void scale_inplace(float *x, float s, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= ELEM_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 double sum_squares(const float *x, size_t n) {

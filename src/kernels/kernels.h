@@ -116,12 +116,12 @@ void token_logprob_forward(float *logp, float *probs, const float *logits,
 void token_logprob_backward(float *dlogits, const float *probs, const int *targets,
                             const float *dlogp, int N, int V);
 
-/* ---- AdamW (decoupled weight decay, bias-corrected), t >= 1 is the step number ---- */
-void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
+/* ---- AdamW (decoupled weight decay, bias-corrected), t >= 1 is the step number, on
+ * the gradients times grad_scale (1, or the clipping factor) ---- */
+void adamw_update(float *param, const float *grad, float grad_scale, float *m, float *v, size_t n,
                   float lr, float beta1, float beta2, float eps, float weight_decay, int t);
 
-/* ---- reductions and scaling ---- */
+/* ---- reductions ---- */
 double sum_squares(const float *x, size_t n);
-void scale_inplace(float *x, float s, size_t n);
 
 #endif

@@ -457,7 +457,7 @@ static double gate_epoch(hsr_gate *g, rollouts *ro, const int *train_steps, int 
         memset(g->grads, 0, g->n_params * sizeof(float));
         hsr_gate_backward(g, w->x, b, w->act, 1, w->dlogits, w->scratch);
         ++*adam_t;
-        adamw_update(g->params, g->grads, w->m, w->v, g->n_params, lr, 0.9f, 0.999f, 1e-8f, 0.0f, *adam_t);
+        adamw_update(g->params, g->grads, 1.0f, w->m, w->v, g->n_params, lr, 0.9f, 0.999f, 1e-8f, 0.0f, *adam_t);
     }
     free(order);
     return batches ? loss_sum / batches : 0.0;

@@ -3,12 +3,14 @@
 #include "model/vlm_internal.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/jsonutil.h"
 #include "core/rng.h"
 #include "kernels/kernels.h"
 
@@ -44,11 +46,27 @@ int vlm_config_num_patches(const vlm_config *c) {
     return g * g;
 }
 
+/* Upper bounds on a config's sizes: far above any published VLM (Llama 3 405B has width
+ * 16384 and 126 layers), low enough that every size product computed in int (patch grid,
+ * sequence length, head dimension times heads) cannot overflow, so a hostile config.json
+ * is refused here rather than met with undefined arithmetic or a huge allocation. */
+#define VLM_MAX_WIDTH 65536
+#define VLM_MAX_LAYERS 1024
+#define VLM_MAX_GRID 1024      /* patches per image side */
+#define VLM_MAX_PATCH 1024     /* pixels per patch side */
+#define VLM_MAX_VOCAB (1 << 24)
+#define VLM_MAX_POSITIONS (1 << 20)
+
 static int check_tower(const vlm_tower_config *t, const char *src, const char *name,
                        sevo_error *err) {
     if (t->hidden_size < 1 || t->num_layers < 0 || t->num_heads < 1 || t->num_kv_heads < 1 ||
         t->intermediate_size < 1)
         return sevo_fail(err, "%s: %s: sizes must be positive", src, name);
+    if (t->hidden_size > VLM_MAX_WIDTH || t->intermediate_size > 4 * VLM_MAX_WIDTH ||
+        t->num_layers > VLM_MAX_LAYERS)
+        return sevo_fail(err, "%s: %s: sizes above the supported maximum (hidden_size %d, "
+                         "intermediate_size %d, num_hidden_layers %d)", src, name,
+                         VLM_MAX_WIDTH, 4 * VLM_MAX_WIDTH, VLM_MAX_LAYERS);
     if (t->hidden_size % t->num_heads)
         return sevo_fail(err, "%s: %s.hidden_size %d is not divisible by num_attention_heads %d",
                          src, name, t->hidden_size, t->num_heads);
@@ -67,13 +85,18 @@ int vlm_config_validate(const vlm_config *c, const char *src, sevo_error *err) {
     if (c->image_size < 1 || c->patch_size < 1 || c->image_size % c->patch_size)
         return sevo_fail(err, "%s: vision_config.image_size %d must be a multiple of patch_size %d",
                          src, c->image_size, c->patch_size);
+    if (c->image_size / c->patch_size > VLM_MAX_GRID || c->patch_size > VLM_MAX_PATCH)
+        return sevo_fail(err, "%s: vision_config: patch_size above %d or image_size / "
+                         "patch_size above %d", src, VLM_MAX_PATCH, VLM_MAX_GRID);
     if (c->num_channels != 3)
         return sevo_fail(err, "%s: vision_config.num_channels must be 3", src);
     if (check_tower(&c->vision, src, "vision_config", err)) return -1;
     if (check_tower(&c->text, src, "text_config", err)) return -1;
-    if (c->vocab_size < 2) return sevo_fail(err, "%s: text_config.vocab_size must be >= 2", src);
-    if (c->max_position_embeddings < 8)
-        return sevo_fail(err, "%s: text_config.max_position_embeddings must be >= 8", src);
+    if (c->vocab_size < 2 || c->vocab_size > VLM_MAX_VOCAB)
+        return sevo_fail(err, "%s: text_config.vocab_size must be in [2, %d]", src, VLM_MAX_VOCAB);
+    if (c->max_position_embeddings < 8 || c->max_position_embeddings > VLM_MAX_POSITIONS)
+        return sevo_fail(err, "%s: text_config.max_position_embeddings must be in [8, %d]", src,
+                         VLM_MAX_POSITIONS);
     if (!(c->rope_theta > 0)) return sevo_fail(err, "%s: text_config.rope_theta must be > 0", src);
     const int *ids[4] = {&c->bos_token_id, &c->eos_token_id, &c->pad_token_id, &c->image_token_id};
     const char *names[4] = {"bos_token_id", "eos_token_id", "pad_token_id", "image_token_index"};
@@ -153,9 +176,8 @@ static int get_int(const cJSON *o, const char *sect, const char *key, int *dst, 
                    const char *path, sevo_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!it) return required ? sevo_fail(err, "%s: field '%s%s': missing", path, sect, key) : 0;
-    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble)
+    if (json_int_in(it, INT_MIN, INT_MAX, dst))
         return sevo_fail(err, "%s: field '%s%s': expected an integer", path, sect, key);
-    *dst = (int)it->valuedouble;
     return 0;
 }
 
@@ -163,8 +185,9 @@ static int get_float(const cJSON *o, const char *sect, const char *key, float *d
                      const char *path, sevo_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!it) return 0;
-    if (!cJSON_IsNumber(it)) return sevo_fail(err, "%s: field '%s%s': expected a number", path, sect, key);
-    *dst = (float)it->valuedouble;
+    /* a number beyond float's range would be infinity, which config.json cannot hold */
+    if (json_float(it, dst))
+        return sevo_fail(err, "%s: field '%s%s': expected a finite number", path, sect, key);
     return 0;
 }
 
@@ -258,11 +281,11 @@ int vlm_config_load(vlm_config *c, const char *path, sevo_error *err) {
         }
         for (int i = 0; i < 3; i++) {
             const cJSON *x = cJSON_GetArrayItem(a, i);
-            if (!cJSON_IsNumber(x)) {
-                sevo_fail(err, "%s: field 'vision_config.%s': expected 3 numbers", path, key);
+            if (json_float(x, &dst[i]) || (k && dst[i] == 0.0f)) {
+                sevo_fail(err, "%s: field 'vision_config.%s': expected 3 finite numbers%s", path,
+                          key, k ? ", none zero" : "");
                 goto done;
             }
-            dst[i] = (float)x->valuedouble;
         }
     }
     rc = vlm_config_validate(c, path, err);

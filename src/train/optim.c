@@ -30,12 +30,12 @@ void adamw_release(adamw *o) {
     o->m = o->v = NULL;
 }
 
-void adamw_step(adamw *o, vlm *m, float lr, float weight_decay) {
+void adamw_step(adamw *o, vlm *m, float lr, float weight_decay, float grad_scale) {
     o->step++;
     float *p = vlm_params(m), *g = vlm_grads(m);
     for (int i = 0; i < vlm_num_tensors(m); i++) {
         const vlm_tensor *t = vlm_tensor_at(m, i);
-        adamw_update(p + t->offset, g + t->offset, o->m + t->offset, o->v + t->offset, t->numel, lr,
+        adamw_update(p + t->offset, g + t->offset, grad_scale, o->m + t->offset, o->v + t->offset, t->numel, lr,
                      o->beta1, o->beta2, o->eps, t->decay ? weight_decay : 0.0f, o->step);
     }
 }
@@ -49,22 +49,18 @@ float lr_at(int step, int total, int warmup, float peak) {
     return peak * 0.5f * (1.0f + cosf((float)M_PI * progress));
 }
 
-float clip_grad_norm(vlm *m, float max_norm) {
+float grad_global_norm(vlm *m) {
     double ss = 0;
     float *g = vlm_grads(m);
     for (int i = 0; i < vlm_num_tensors(m); i++) {
         const vlm_tensor *t = vlm_tensor_at(m, i);
         ss += sum_squares(g + t->offset, t->numel);
     }
-    float norm = (float)sqrt(ss);
-    if (max_norm > 0 && norm > max_norm) {
-        float s = max_norm / (norm + 1e-6f);
-        for (int i = 0; i < vlm_num_tensors(m); i++) {
-            const vlm_tensor *t = vlm_tensor_at(m, i);
-            scale_inplace(g + t->offset, s, t->numel);
-        }
-    }
-    return norm;
+    return (float)sqrt(ss);
+}
+
+float grad_clip_scale(float norm, float max_norm) {
+    return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6f) : 1.0f;
 }
 
 int adamw_save(const adamw *o, const vlm *m, const char *path, sevo_error *err) {

@@ -18,16 +18,20 @@ typedef struct adamw {
 
 int adamw_init(adamw *o, size_t n, sevo_error *err);
 void adamw_release(adamw *o);
-/* One update of every tensor; weight decay only on tensors marked `decay`. */
-void adamw_step(adamw *o, vlm *m, float lr, float weight_decay);
+/* One update of every tensor on the gradients times grad_scale (1, or the clipping
+ * factor of grad_clip_scale); weight decay only on tensors marked `decay`. */
+void adamw_step(adamw *o, vlm *m, float lr, float weight_decay, float grad_scale);
 
 /* Linear warmup over warmup steps to peak, then cosine to 0 at total steps.
  * step counts from 0. */
 float lr_at(int step, int total, int warmup, float peak);
 
-/* Global L2 norm of the gradients; scales them to max_norm when larger.
- * Returns the norm before clipping. */
-float clip_grad_norm(vlm *m, float max_norm);
+/* Global L2 norm of the gradients. */
+float grad_global_norm(vlm *m);
+/* The factor that brings gradients of this norm down to max_norm when larger, 1
+ * otherwise (max_norm <= 0: no clipping), as torch.nn.utils.clip_grad_norm_; adamw_step
+ * applies it as it reads the gradients, which stay unscaled. */
+float grad_clip_scale(float norm, float max_norm);
 
 /* optimizer.safetensors: "<tensor>.exp_avg" and "<tensor>.exp_avg_sq" per parameter,
  * metadata "step". */

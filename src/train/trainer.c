@@ -105,9 +105,9 @@ int trainer_run(const trainer_task *t, const trainer_options *o, vlm *m, const s
             trainer_step_result r = {0};
             vlm_zero_grads(m);
             if (t->step(t->ctx, m, order, batch_start, b0, b1, &r, err)) goto done;
-            float gnorm = clip_grad_norm(m, o->max_grad_norm);
+            float gnorm = grad_global_norm(m);
             float lr = lr_at(st.global_step, total, warmup, o->learning_rate);
-            adamw_step(&opt, m, lr, o->weight_decay);
+            adamw_step(&opt, m, lr, o->weight_decay, grad_clip_scale(gnorm, o->max_grad_norm));
             st.global_step++;
             st.epoch = st.global_step / steps_per_epoch;
             for (int i = 0; i < t->n_metrics; i++) sums[i] += r.metrics[i];

@@ -98,7 +98,7 @@ static char g_stderr[8192]; /* what the last expect_exit's command printed on st
 
 /* Runs `sevo ARGS` in the fixture's directory and fails unless it exits with `code`,
  * prints must_contain on stderr, and adds nothing to <dir>/out: no output file under
- * its final name, no temporary file. */
+ * its final name, no temporary file, and no <dir>/out itself where there was none. */
 static void expect_exit(const fixture *f, const char *args, int code, const char *must_contain) {
     char out[256];
     snprintf(out, sizeof out, "%s/out", f->dir);
@@ -118,10 +118,10 @@ static void expect_exit(const fixture *f, const char *args, int code, const char
             if (sevo_file_exists(p)) fail_msg("sevo %s: left %s behind", args, p);
         }
     }
-    /* an empty directory may be left: eval creates its output directory before it
-     * loads the model */
+    /* not even an empty directory: a command that made <dir>/out and then failed
+     * removes it (count_entries is -1 for a directory that does not exist) */
     int after = count_entries(out);
-    if (after > (before > 0 ? before : 0)) fail_msg("sevo %s: %s had %d entries, now %d", args, out, before, after);
+    if (after > before) fail_msg("sevo %s: %s had %d entries, now %d (-1: absent)", args, out, before, after);
 }
 
 /* The runtime failures (bad data, images, checkpoints, preferences): exit 1. */

@@ -95,6 +95,32 @@ static void test_large_shape(void **state) {
     check_shape(70, 12, 150, 1, 7, 21);
 }
 
+/* The few-row forward (generation: up to 4 input rows, no sgemm) against the double
+ * reference: the serial and the parallel path, full bands of 8 weight rows and a
+ * partial last band, with and without bias; and 5 rows, which go through sgemm again.
+ * (Its backward is sgemm's, checked by the shapes above.) */
+static void test_few_rows(void **state) {
+    (void)state;
+    const int shapes[][4] = {{1, 16, 8, 1}, {2, 13, 11, 0}, {4, 96, 77, 1}, {3, 100, 64, 0}, {5, 96, 77, 1}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int N = shapes[k][0], IC = shapes[k][1], OC = shapes[k][2], with_bias = shapes[k][3];
+        sevo_rng rng;
+        sevo_rng_seed(&rng, 31 + k, 1);
+        const size_t ni = (size_t)N * IC, nw = (size_t)OC * IC, no = (size_t)N * OC;
+        float *inp = alloc_floats(ni), *w = alloc_floats(nw), *b = alloc_floats(OC), *out = alloc_floats(no);
+        fill_normal(&rng, inp, ni, 1.0f);
+        fill_normal(&rng, w, nw, 0.5f);
+        fill_normal(&rng, b, OC, 0.5f);
+        for (size_t i = 0; i < no; i++) out[i] = NAN;
+        linear_forward(out, inp, w, with_bias ? b : NULL, N, IC, OC);
+        double *dinp = to_double(inp, ni), *dw = to_double(w, nw), *db = to_double(b, OC), *ref = alloc_doubles(no);
+        linear_ref c = {dinp, dw, with_bias ? db : NULL, NULL, ref, N, IC, OC};
+        linear_ref_forward(&c);
+        check_close("linear forward (few rows)", out, ref, no, 1e-5, 1e-5);
+        free(inp); free(w); free(b); free(out); free(dinp); free(dw); free(db); free(ref);
+    }
+}
+
 static void test_accumulate_and_null(void **state) {
     (void)state;
     const int N = 6, IC = 5, OC = 4;
@@ -141,6 +167,7 @@ int main(void) {
         cmocka_unit_test(test_forward_hand),
         cmocka_unit_test(test_small_shapes),
         cmocka_unit_test(test_large_shape),
+        cmocka_unit_test(test_few_rows),
         cmocka_unit_test(test_accumulate_and_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/fsutil.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
@@ -364,8 +366,61 @@ static void test_checkpoint_round_trip(void **state) {
     tokenizer_free(tok);
 }
 
+/* config.json values that would overflow int arithmetic, or cannot be written back, are
+ * refused with the file and field; each case edits one field of a valid saved config. */
+static void test_config_json_limits(void **state) {
+    (void)state;
+    char dir[] = "/tmp/sevo-cfg-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    struct {
+        const char *section, *key, *value, *why; /* why NULL: loads */
+    } cases[] = {
+        {"vision_config", "hidden_size", "1e300", "field 'vision_config.hidden_size': expected an integer"},
+        {"vision_config", "hidden_size", "131072", "vision_config: sizes above the supported maximum"},
+        {"vision_config", "patch_size", "1", NULL}, /* a 30x30 grid: fine */
+        {"vision_config", "image_size", "2147483640", "image_size / patch_size above 1024"},
+        {"vision_config", "norm_eps", "1e39", "field 'vision_config.norm_eps': expected a finite number"},
+        {"vision_config", "image_std", "[0.5, 0, 0.5]", "field 'vision_config.image_std': expected 3 finite numbers, none zero"},
+        {"text_config", "vocab_size", "99999999", "text_config.vocab_size must be in [2, 16777216]"},
+        {"text_config", "bos_token_id", "-2147483649", "field 'text_config.bos_token_id': expected an integer"},
+        {"text_config", "rope_theta", "-1", "text_config.rope_theta must be > 0"},
+    };
+    vlm_config c;
+    vlm_config_tiny(&c, 40);
+    c.bos_token_id = c.eos_token_id = c.pad_token_id = c.image_token_id = 1;
+    sevo_error err;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(vlm_config_save(&c, path, &err), 0);
+        char *text = NULL;
+        assert_int_equal(sevo_read_file(path, &text, NULL, &err), 0);
+        cJSON *root = cJSON_Parse(text), *value = cJSON_Parse(cases[i].value);
+        assert_non_null(root);
+        assert_non_null(value);
+        cJSON *section = cJSON_GetObjectItemCaseSensitive(root, cases[i].section);
+        assert_true(cJSON_ReplaceItemInObjectCaseSensitive(section, cases[i].key, value));
+        char *edited = cJSON_Print(root);
+        assert_int_equal(sevo_write_file_atomic(path, edited, strlen(edited), &err), 0);
+        vlm_config back;
+        int rc = vlm_config_load(&back, path, &err);
+        if (!cases[i].why) {
+            if (rc) fail_msg("case %zu: %s", i, err.msg);
+        } else {
+            assert_int_equal(rc, -1);
+            if (!strstr(err.msg, cases[i].why) || !strstr(err.msg, path))
+                fail_msg("case %zu: '%s' lacks '%s' or the path", i, err.msg, cases[i].why);
+        }
+        free(text);
+        free(edited);
+        cJSON_Delete(root);
+    }
+    sevo_remove_tree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_json_limits),
         cmocka_unit_test(test_gradients_llama_style),
         cmocka_unit_test(test_gradients_other_choices),
         cmocka_unit_test(test_kv_cache_matches_full_forward),

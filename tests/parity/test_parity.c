@@ -600,7 +600,8 @@ static int compare_params_after_adamw(const parity *f, float peak) {
 }
 
 /* Three optimizer steps on the SFT batch exactly as trainer_run takes them: zero the
- * gradients, forward/backward, clip_grad_norm, lr_at, adamw_step. */
+ * gradients, forward/backward, grad_global_norm, lr_at, adamw_step with the clipping
+ * factor. */
 static void check_adamw(char variant) {
     parity *f = parity_open(variant);
     seq_set s;
@@ -621,9 +622,9 @@ static void check_adamw(char variant) {
     for (size_t k = 0; k < n_steps; k++) {
         vlm_zero_grads(f->m);
         sft_loss_backward(f, &s, &bb);
-        gn[k] = clip_grad_norm(f->m, max_norm);
+        gn[k] = grad_global_norm(f->m);
         lr[k] = lr_at((int)k, total, warmup, peak);
-        adamw_step(&opt, f->m, lr[k], wd);
+        adamw_step(&opt, f->m, lr[k], wd, grad_clip_scale(gn[k], max_norm));
     }
     /* the fixture must exercise clipping and the warmup */
     int clipped = 0;

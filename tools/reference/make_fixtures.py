@@ -42,10 +42,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
-torch.use_deterministic_algorithms(True)
-torch.set_num_threads(1)
-torch.manual_seed(0)
-
 # ------------------------------------------------------------------ the model
 
 
@@ -532,6 +528,10 @@ def tokenizer_cases(tok, path):
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_fixtures.py FIXTURE_DIR")
+    # here, not at import: bench_torch.py imports the model from this file
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
     root = sys.argv[1]
     tok = Tokenizer.from_file(os.path.join(root, "model_a", "tokenizer.json"))
     for variant in ("a", "b"):
