@@ -493,6 +493,12 @@ static void test_bad_config_json(void **state) {
     copy_model(f, "m");
     edit_json(f, "m/config.json", "text_config", "hidden_size", cJSON_CreateNumber(-4));
     expect_failure(f, eval, "m/config.json: text_config: sizes must be positive");
+    copy_model(f, "m");
+    edit_json(f, "m/config.json", "text_config", "hidden_size", cJSON_CreateNumber(1e300));
+    expect_failure(f, eval, "m/config.json: field 'text_config.hidden_size': expected an integer");
+    copy_model(f, "m");
+    edit_json(f, "m/config.json", "text_config", "norm_eps", cJSON_CreateNumber(1e39));
+    expect_failure(f, eval, "m/config.json: field 'text_config.norm_eps': expected a finite number");
     /* a config that does not describe the weights */
     copy_model(f, "m");
     edit_json(f, "m/config.json", "text_config", "hidden_size", cJSON_CreateNumber(96));
