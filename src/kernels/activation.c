@@ -96,14 +96,27 @@ void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
     }
 }
 
-void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
-                     const float *up, size_t n) {
+/* The two SwiGLU backwards differ only in = versus +=; accumulate is a constant at
+ * each call, so each inlined copy keeps a branch-free vector loop. */
+static inline void swiglu_backward_impl(float *dgate, float *dup, const float *dout, const float *gate,
+                                        const float *up, size_t n, int accumulate) {
     /* silu(g) = g*s with s = sigmoid(g); silu'(g) = s * (1 + g*(1 - s)). */
 #pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         const float g = gate[i];
         const float s = sigmoidf(g);
-        if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
-        if (dup) dup[i] += dout[i] * g * s;
+        const float dg = dout[i] * up[i] * s * (1.0f + g * (1.0f - s)), du = dout[i] * g * s;
+        if (dgate) dgate[i] = accumulate ? dgate[i] + dg : dg;
+        if (dup) dup[i] = accumulate ? dup[i] + du : du;
     }
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n) {
+    swiglu_backward_impl(dgate, dup, dout, gate, up, n, 1);
+}
+
+void swiglu_backward_set(float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, size_t n) {
+    swiglu_backward_impl(dgate, dup, dout, gate, up, n, 0);
 }

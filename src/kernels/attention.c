@@ -1,41 +1,41 @@
 /* attention.c: scaled dot-product attention with optional causal mask and grouped-query
  * heads (training forward/backward), and the cached variant used during generation.
  *
- * Why tight loops and not one sgemm per (sequence, head): the matrices are tiny
- * (T ~ 16..160, hd ~ 16..64) and the outcome of small sgemms called from inside an
- * OpenMP region depends on how OpenBLAS was built and which CPU it detected. Measured on
- * the 2-core dev box: with the pthreads build (CMake's fallback) they are 3-7x slower
- * than these loops; with the OpenMP build and its default (mis)detected core they are
- * about even; only with OPENBLAS_CORETYPE forced to the right core is the backward
- * 2-3x faster, at the price of a T x T scratch buffer per thread. The loops need no
- * scratch, are deterministic, and cost the same everywhere; attention is a small
- * fraction of a step next to the linear layers at these sizes.
+ * Why loops of our own and not one sgemm per (sequence, head): the matrices are tiny
+ * (T ~ 16..300, hd ~ 16..64) and the outcome of small sgemms called from inside an
+ * OpenMP region depends on how OpenBLAS was built and which CPU it detected (measured on
+ * the 2-core dev box: 3-7x slower than plain loops with the pthreads build, about even
+ * with the OpenMP build). So we parallelise over (sequence, kv head), looping over the
+ * query heads of each kv group inside, and write the small products as register-tiled
+ * kernels:
  *
- * So we parallelise over (sequence, head) and write the inner products with the
- * vectorised row loops of rows.h (dot products four keys at a time, weighted sums of
- * rows fused four rows per pass).
+ *  - score_tile: ATT_ROWS query rows against ATT_COLS keys, with the keys transposed
+ *    into a stack buffer chunk by chunk, so that the products run across keys without
+ *    horizontal sums. Used for the scores (q . k) and the backward's dp (dout . v).
+ *  - rows_matmul: a few rows times a small matrix, for every weighted sum of rows:
+ *    out = P v and dq = ds k over the keys, dk = ds^T q and dv = P^T dout over the rows.
  *
- * The forward computes each row's scores straight into its row of att and turns them
- * into probabilities in place (max-subtracted softmax). The backward walks the query
- * rows in blocks of ATT_BLOCK: for each row it computes dp_ij = dout_i . v_j once,
- * D_i = sum_j p_ij dp_ij, ds_ij = scale p_ij (dp_ij - D_i) into a per-thread
- * ATT_BLOCK x T scratch, and dq_i; then for each key it accumulates dk_j and dv_j over
- * the block's rows, reading ds back. Accumulating a key's gradient over many rows at
- * once, instead of scattering every row's contribution over all key rows, keeps the
- * written rows in L1. (Recomputing dp instead of keeping it, as an earlier version did,
- * took three dot products per (row, key) instead of one.)
+ * Each keeps ATT_ROWS x ATT_COLS sums in registers; the row-at-a-time loops they
+ * replaced (dot products four keys at a time, then a load and store of the output per
+ * four rows) measured 23% of a tiny-model training step against 15% now (perf).
  *
- * The backward is parallel over (sequence, kv head) and loops over the query heads of
- * each kv group inside, so that the heads sharing a kv head never add into the same
- * dk/dv rows concurrently: the result is deterministic without atomics.
+ * The forward writes each row's scores into its row of att, then turns them into
+ * probabilities in place (max-subtracted softmax), then forms out = P v. The backward
+ * walks the query rows in blocks of ATT_BLOCK: it computes dp_ij = dout_i . v_j once
+ * into a per-thread ATT_BLOCK x T scratch, turns it into ds_ij = scale p_ij (dp_ij - D_i)
+ * with D_i = sum_j p_ij dp_ij, forms dq for the block's rows, then dk and dv for the
+ * keys those rows see. The heads sharing a kv head are handled by one thread, so they
+ * never add into the same dk/dv rows concurrently: deterministic without atomics.
  *
- * Sequence packing (seg_start): row i's keys are [s_i, i] instead of [0, i]. The
- * row-wise loops simply start at s_i, with the key and value pointers offset so that a
- * packed row does exactly the arithmetic of the same row of its segment run alone. In
- * the key-wise part, key j receives from the rows r of the block with r >= j and
- * s_r <= j; we take the contiguous range from the first such row to the last one. With
- * packing (s nondecreasing) every row in that range sees j; with any other s a row in
- * the range may not, and then its att entry is exactly 0, so it adds exactly nothing. */
+ * Sequence packing (seg_start): row i's keys are [s_i, i] instead of [0, i]. Loops over
+ * a row's keys start at s_i, so a packed row does the arithmetic of the same row of its
+ * segment run alone. Tiles of several rows (or keys) never span two segments
+ * (same_segment_run): inside one, the keys a row does not see have p_ij = 0 exactly and
+ * contribute 0 times a finite value of the same example, so nothing from another example
+ * (even a NaN) can reach a row. In the key-wise part, key j receives from the rows r of
+ * the block with r >= j and s_r <= j; with packing (s nondecreasing) every row of that
+ * range sees j; with any other s a row of the range may not, and then its att entry is
+ * exactly 0, so it adds exactly nothing. */
 #include "kernels/kernels.h"
 #include "kernels/rows.h"
 #include "kernels/vexp.h"
@@ -43,18 +43,105 @@
 #include <assert.h>
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 /* Below this many multiply-adds a parallel region costs more than it saves. */
 #define ATT_PARALLEL_MIN 65536
 /* Rows (and keys) handled per block in the backward; sizes its small stack buffers. */
 #define ATT_BLOCK 64
+/* Scores are computed in tiles of ATT_ROWS query rows by ATT_COLS keys against keys
+ * transposed into a stack buffer of ATT_KT_FLOATS floats (32 KiB: a core's L1), which
+ * holds ATT_KT_FLOATS / hd keys at a time. */
+#define ATT_ROWS 4
+#define ATT_COLS 32
+#define ATT_KT_FLOATS 8192
 
-/* One query row against its first n_keys keys: probs[0..n_keys) receives the softmax of
- * the scaled scores and out_row the probability-weighted sum of value rows. Shared by
- * the training forward and the cached forward so both give identical numbers. */
-static void attend_row(float *out_row, float *probs, const float *q_row, const float *k,
-                       const float *v, size_t kv_stride, int n_keys, int hd, float scale) {
-    dot_rows(probs, q_row, k, kv_stride, n_keys, hd, scale);
+/* Keys per transposed chunk for head size hd: a multiple of ATT_COLS, or 0 when not
+ * even ATT_COLS keys fit (hd > 256), and the scores are then taken row by row. */
+static int att_chunk_keys(int hd) { return ATT_KT_FLOATS / hd / ATT_COLS * ATT_COLS; }
+
+/* kt[d * ld + j] = k_j[d] for the n keys k_j = k + j*stride, and zero for the columns
+ * n .. n rounded up to ATT_COLS, which score tiles read but whose scores are dropped. */
+static void transpose_keys(float *kt, int ld, const float *k, size_t stride, int n, int hd) {
+    const int n_pad = (n + ATT_COLS - 1) / ATT_COLS * ATT_COLS;
+    for (int j = 0; j < n; j++) {
+        const float *kj = k + (size_t)j * stride;
+        for (int d = 0; d < hd; d++) kt[(size_t)d * ld + j] = kj[d];
+    }
+    for (int d = 0; d < hd; d++)
+        for (int j = n; j < n_pad; j++) kt[(size_t)d * ld + j] = 0.0f;
+}
+
+/* acc[r][j] = x_r . key j for the rows x_r = x + r*xstride (r < nr; the others repeat
+ * the last row) and the ATT_COLS keys in the columns of kt. Why this shape: with the
+ * keys transposed, the products are vectorised across keys and need no horizontal sums
+ * (a dot product of two 32-float rows spends as long reducing as multiplying), and each
+ * key vector loaded serves ATT_ROWS rows, with 8 independent accumulator chains. */
+static void score_tile(float out[ATT_ROWS][ATT_COLS], const float *x, size_t xstride, int nr,
+                       const float *kt, int ld, int hd) {
+    const float *xr[ATT_ROWS];
+    for (int r = 0; r < ATT_ROWS; r++) xr[r] = x + (size_t)(r < nr ? r : nr - 1) * xstride;
+    /* a local accumulator, so that it lives in registers (out might alias x or kt) */
+    float acc[ATT_ROWS][ATT_COLS] = {{0.0f}};
+    for (int d = 0; d < hd; d++) {
+        const float *kd = kt + (size_t)d * ld;
+        for (int r = 0; r < ATT_ROWS; r++) {
+            const float xv = xr[r][d];
+#pragma omp simd
+            for (int j = 0; j < ATT_COLS; j++) acc[r][j] += xv * kd[j];
+        }
+    }
+    memcpy(out, acc, sizeof acc);
+}
+
+/* Keys [*js, *je) that query row i sees: from its segment start (or 0) to i (causal) or
+ * T, clipped to [lo, hi). Empty when *js >= *je. */
+static void row_keys(int *js, int *je, int i, const int *sb, int causal, int T, int lo, int hi) {
+    const int s = sb ? sb[i] : 0, e = causal ? i + 1 : T;
+    *js = s > lo ? s : lo;
+    *je = e < hi ? e : hi;
+}
+
+/* How many of the next (at most ATT_ROWS) rows from i on, before i_end, share row i's
+ * segment start. Tiles of rows (and of keys, which are rows too) never cross into
+ * another packed example: every term they add for a key a row does not see is 0 times
+ * a value of the same example, so an example's result never depends on another's. */
+static int same_segment_run(const int *sb, int i, int i_end) {
+    int n = i_end - i < ATT_ROWS ? i_end - i : ATT_ROWS;
+    if (sb)
+        for (int r = 1; r < n; r++)
+            if (sb[i + r] != sb[i]) return r;
+    return n;
+}
+
+/* For the query rows i0 .. i0+nrows-1 (x_i = x + (i-i0)*xstride) and the keys of the
+ * chunk [c0, c1) each row sees, out[(i-i0)*ostride + j] = scale * (x_i . k_j); kt holds
+ * the chunk transposed (key j in column j - c0). Other entries of out are untouched. */
+static void score_rows(float *out, size_t ostride, const float *x, size_t xstride, int i0, int nrows,
+                       const int *sb, int causal, int T, int c0, int c1, const float *kt, int ld,
+                       int hd, float scale) {
+    for (int r0 = 0; r0 < nrows; r0 += ATT_ROWS) {
+        const int nr = nrows - r0 < ATT_ROWS ? nrows - r0 : ATT_ROWS;
+        int lo = c1, hi = c0, js, je;
+        for (int r = r0; r < r0 + nr; r++) {
+            row_keys(&js, &je, i0 + r, sb, causal, T, c0, c1);
+            if (js < je) lo = js < lo ? js : lo, hi = je > hi ? je : hi;
+        }
+        for (int t0 = lo < hi ? c0 + (lo - c0) / ATT_COLS * ATT_COLS : hi; t0 < hi; t0 += ATT_COLS) {
+            float acc[ATT_ROWS][ATT_COLS];
+            score_tile(acc, x + (size_t)r0 * xstride, xstride, nr, kt + (t0 - c0), ld, hd);
+            for (int r = 0; r < nr; r++) {
+                row_keys(&js, &je, i0 + r0 + r, sb, causal, T, t0, t0 + ATT_COLS < c1 ? t0 + ATT_COLS : c1);
+                float *orow = out + (size_t)(r0 + r) * ostride;
+                for (int j = js; j < je; j++) orow[j] = scale * acc[r][j - t0];
+            }
+        }
+    }
+}
+
+/* probs[0..n_keys) holds a query row's scaled scores on entry and their softmax on
+ * exit (max-subtracted). */
+static void softmax_row(float *probs, int n_keys) {
     float maxv = probs[0];
 #pragma omp simd reduction(max : maxv)
     for (int j = 1; j < n_keys; j++) maxv = probs[j] > maxv ? probs[j] : maxv;
@@ -68,8 +155,44 @@ static void attend_row(float *out_row, float *probs, const float *q_row, const f
     /* sum >= 1 (the max term is exp(0)), so the division is always safe. */
     const float inv_sum = 1.0f / sum;
     for (int j = 0; j < n_keys; j++) probs[j] *= inv_sum;
-    for (int d = 0; d < hd; d++) out_row[d] = 0.0f;
-    axpy_rows(out_row, probs, v, kv_stride, n_keys, hd);
+}
+
+/* c_r[0..hd) += sum_{j<n} a_r[j] * b_j for the nr <= ATT_ROWS rows c_r = c + r*ldc,
+ * a_r = a + r*lda, with b_j = b + j*ldb: a few rows times a small matrix, the shape of
+ * every weighted sum of rows in attention (probabilities times values, ds times keys,
+ * and transposed, ds times queries and probabilities times output gradients). The nr
+ * rows' sums stay in registers ATT_COLS columns at a time, and each row of b loaded
+ * serves all of them; the loop over j runs without a load or store of c. */
+static void rows_matmul(float *c, size_t ldc, int nr, const float *a, size_t lda, const float *b,
+                        size_t ldb, int n, int hd) {
+    const float *ar[ATT_ROWS];
+    for (int r = 0; r < ATT_ROWS; r++) ar[r] = a + (size_t)(r < nr ? r : nr - 1) * lda;
+    for (int d0 = 0; d0 < hd; d0 += ATT_COLS) {
+        const int w = hd - d0 < ATT_COLS ? hd - d0 : ATT_COLS;
+        float acc[ATT_ROWS][ATT_COLS] = {{0.0f}};
+        if (w == ATT_COLS) {
+            for (int j = 0; j < n; j++) {
+                const float *bj = b + (size_t)j * ldb + d0;
+                for (int r = 0; r < ATT_ROWS; r++) {
+                    const float arj = ar[r][j];
+#pragma omp simd
+                    for (int e = 0; e < ATT_COLS; e++) acc[r][e] += arj * bj[e];
+                }
+            }
+        } else {
+            for (int j = 0; j < n; j++) {
+                const float *bj = b + (size_t)j * ldb + d0;
+                for (int r = 0; r < nr; r++) {
+                    const float arj = ar[r][j];
+                    for (int e = 0; e < w; e++) acc[r][e] += arj * bj[e];
+                }
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            float *cr = c + (size_t)r * ldc + d0;
+            for (int e = 0; e < w; e++) cr[e] += acc[r][e];
+        }
+    }
 }
 
 void attention_forward(float *out, float *att, const float *q, const float *k,
@@ -79,23 +202,53 @@ void attention_forward(float *out, float *att, const float *q, const float *k,
     const int *seg = causal ? seg_start : NULL;
     const int C = H * hd, KC = KVH * hd, group = H / KVH;
     const float scale = 1.0f / sqrtf((float)hd);
+    const int ck = att_chunk_keys(hd);
     const long work = (long)B * H * T * T * hd;
+    /* Parallel over (sequence, kv head), so that the heads of a group share each
+     * transposed chunk of keys. */
 #pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            const int kvh = h / group;
+        for (int kvh = 0; kvh < KVH; kvh++) {
+            _Alignas(64) float kt[ATT_KT_FLOATS];
             const float *kb = k + (size_t)b * T * KC + (size_t)kvh * hd;
             const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
-            for (int i = 0; i < T; i++) {
-                const size_t row = (size_t)b * T + i;
-                float *probs = att + (((size_t)b * H + h) * T + i) * T;
-                const int j0 = seg ? seg[row] : 0, j1 = causal ? i + 1 : T;
-                assert(j0 >= 0 && j0 <= i);
-                for (int j = 0; j < j0; j++) probs[j] = 0.0f;
-                attend_row(out + row * C + (size_t)h * hd, probs + j0,
-                           q + row * C + (size_t)h * hd, kb + (size_t)j0 * KC,
-                           vb + (size_t)j0 * KC, (size_t)KC, j1 - j0, hd, scale);
-                for (int j = j1; j < T; j++) probs[j] = 0.0f;
+            const int *sb = seg ? seg + (size_t)b * T : NULL;
+            /* the scores, chunk by chunk of keys; causal rows before a chunk see none of it */
+            for (int c0 = 0; ck && c0 < T; c0 += ck) {
+                const int c1 = c0 + ck < T ? c0 + ck : T, i0 = causal ? c0 : 0;
+                transpose_keys(kt, ck, kb + (size_t)c0 * KC, (size_t)KC, c1 - c0, hd);
+                for (int h = kvh * group; h < (kvh + 1) * group; h++)
+                    score_rows(att + (((size_t)b * H + h) * T + i0) * T, (size_t)T,
+                               q + ((size_t)b * T + i0) * C + (size_t)h * hd, (size_t)C, i0, T - i0,
+                               sb, causal, T, c0, c1, kt, ck, hd, scale);
+            }
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                float *ah = att + ((size_t)b * H + h) * T * T;
+                const size_t o_base = (size_t)b * T * C + (size_t)h * hd;
+                for (int i = 0; i < T; i++) {
+                    float *probs = ah + (size_t)i * T;
+                    const int j0 = sb ? sb[i] : 0, j1 = causal ? i + 1 : T;
+                    assert(j0 >= 0 && j0 <= i);
+                    if (!ck)
+                        dot_rows(probs + j0, q + o_base + (size_t)i * C, kb + (size_t)j0 * KC,
+                                 (size_t)KC, j1 - j0, hd, scale);
+                    for (int j = 0; j < j0; j++) probs[j] = 0.0f;
+                    softmax_row(probs + j0, j1 - j0);
+                    for (int j = j1; j < T; j++) probs[j] = 0.0f;
+                }
+                /* out = P v, ATT_ROWS rows at a time over the keys any of them sees (the
+                 * others' probabilities there are exactly 0) */
+                for (int i = 0, nr; i < T; i += nr) {
+                    nr = same_segment_run(sb, i, T);
+                    int lo = T, hi = 0, js, je;
+                    for (int r = i; r < i + nr; r++) {
+                        row_keys(&js, &je, r, sb, causal, T, 0, T);
+                        lo = js < lo ? js : lo, hi = je > hi ? je : hi;
+                        for (int d = 0; d < hd; d++) out[o_base + (size_t)r * C + d] = 0.0f;
+                    }
+                    rows_matmul(out + o_base + (size_t)i * C, (size_t)C, nr, ah + (size_t)i * T + lo,
+                                (size_t)T, vb + (size_t)lo * KC, (size_t)KC, hi - lo, hd);
+                }
             }
         }
     }
@@ -114,6 +267,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
     const int *seg = causal ? seg_start : NULL;
     const int C = H * hd, KC = KVH * hd, group = H / KVH;
     const float scale = 1.0f / sqrtf((float)hd);
+    const int ck = att_chunk_keys(hd);
     const long work = (long)B * H * T * T * hd;
     /* With S = scale * q k^T, P = softmax(S), out = P v:
      *   dp_ij = dout_i . v_j,  D_i = sum_j p_ij dp_ij,  ds_ij = scale * p_ij (dp_ij - D_i)
@@ -123,6 +277,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
 #pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         for (int kvh = 0; kvh < KVH; kvh++) {
+            _Alignas(64) float vt[ATT_KT_FLOATS];
             const float *kb = k + (size_t)b * T * KC + (size_t)kvh * hd;
             const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
             float *dkb = dk ? dk + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
@@ -136,51 +291,81 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                  * dq_i), then the key-wise ones (dk_j, dv_j) for the same rows. */
                 for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
                     const int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                    float ds[ATT_BLOCK], pcol[ATT_BLOCK];
-
-                    if (dq || dk)
-                        for (int i = i0; i < i1; i++) {
-                            const float *probs = ab + (size_t)i * T;
-                            const float *dout_i = dout + q_base + (size_t)i * C;
-                            const int js = sb ? sb[i] : 0, je = causal ? i + 1 : T;
-                            float *dsr = dsb + (size_t)(i - i0) * T;
-                            dot_rows(dsr + js, dout_i, vb + (size_t)js * KC, (size_t)KC, je - js, hd, 1.0f);
-                            float Di = 0.0f;
-                            for (int j = js; j < je; j++) Di += probs[j] * dsr[j];
-                            for (int j = js; j < je; j++) dsr[j] = scale * probs[j] * (dsr[j] - Di);
-                            if (dq)
-                                axpy_rows(dq + q_base + (size_t)i * C, dsr + js, kb + (size_t)js * KC, (size_t)KC,
-                                          je - js, hd);
-                        }
-
-                    if (!dk && !dv) continue;
-                    /* Key j receives from the rows of this block that can see it: rows
-                     * r0 .. r1-1 (see the top of the file for packed rows). Keys before
-                     * the smallest segment start of the block are seen by none. */
+                    float ds[ATT_ROWS][ATT_BLOCK], pcol[ATT_ROWS][ATT_BLOCK];
+                    /* Keys before the smallest segment start of the block are seen by
+                     * none of its rows, and (causal) none after its last row. */
                     int j_begin = 0;
                     if (sb) {
                         j_begin = i1;
                         for (int i = i0; i < i1; i++) j_begin = sb[i] < j_begin ? sb[i] : j_begin;
                     }
                     const int j_end = causal ? i1 : T;
-                    for (int j = j_begin; j < j_end; j++) {
+
+                    if (dq || dk) {
+                        /* dp_ij into the block's rows of scratch, chunk by chunk of values */
+                        for (int c0 = j_begin; ck && c0 < j_end; c0 += ck) {
+                            const int c1 = c0 + ck < j_end ? c0 + ck : j_end;
+                            transpose_keys(vt, ck, vb + (size_t)c0 * KC, (size_t)KC, c1 - c0, hd);
+                            score_rows(dsb, (size_t)T, dout + q_base + (size_t)i0 * C, (size_t)C, i0, i1 - i0,
+                                       sb, causal, T, c0, c1, vt, ck, hd, 1.0f);
+                        }
+                        for (int i = i0; i < i1; i++) {
+                            const float *probs = ab + (size_t)i * T;
+                            const int js = sb ? sb[i] : 0, je = causal ? i + 1 : T;
+                            float *dsr = dsb + (size_t)(i - i0) * T;
+                            if (!ck)
+                                dot_rows(dsr + js, dout + q_base + (size_t)i * C, vb + (size_t)js * KC,
+                                         (size_t)KC, je - js, hd, 1.0f);
+                            float Di = 0.0f;
+                            for (int j = js; j < je; j++) Di += probs[j] * dsr[j];
+                            for (int j = js; j < je; j++) dsr[j] = scale * probs[j] * (dsr[j] - Di);
+                        }
+                        /* dq = ds k, ATT_ROWS rows at a time over the keys any of them
+                         * sees, with zeros where a row does not see a key */
+                        for (int i = i0, nr; dq && i < i1; i += nr) {
+                            nr = same_segment_run(sb, i, i1);
+                            int lo = T, hi = 0, js, je;
+                            for (int r = i; r < i + nr; r++) {
+                                row_keys(&js, &je, r, sb, causal, T, 0, T);
+                                lo = js < lo ? js : lo, hi = je > hi ? je : hi;
+                            }
+                            for (int r = i; r < i + nr; r++) {
+                                row_keys(&js, &je, r, sb, causal, T, 0, T);
+                                float *dsr = dsb + (size_t)(r - i0) * T;
+                                for (int j = lo; j < js; j++) dsr[j] = 0.0f;
+                                for (int j = je; j < hi; j++) dsr[j] = 0.0f;
+                            }
+                            rows_matmul(dq + q_base + (size_t)i * C, (size_t)C, nr, dsb + (size_t)(i - i0) * T + lo,
+                                        (size_t)T, kb + (size_t)lo * KC, (size_t)KC, hi - lo, hd);
+                        }
+                    }
+
+                    if (!dk && !dv) continue;
+                    /* Key j receives from the rows of this block that can see it: rows
+                     * r0 .. r1-1 (see the top of the file for packed rows). ATT_ROWS keys
+                     * at a time, over the union of their rows: a row that does not see a
+                     * key has p_ij = 0 exactly there, and takes ds_ij = 0 (its ds slot may
+                     * hold another row's value). */
+                    for (int j = j_begin, nk; j < j_end; j += nk) {
+                        nk = same_segment_run(sb, j, j_end);
                         const int r0 = causal && j > i0 ? j : i0;
                         int r1 = i1;
                         if (sb)
-                            while (r1 > r0 && sb[r1 - 1] > j) r1--;
+                            while (r1 > r0 && sb[r1 - 1] > j + nk - 1) r1--;
                         const int nr = r1 - r0;
                         if (nr <= 0) continue;
-                        for (int i = r0; i < r1; i++) pcol[i - r0] = ab[(size_t)i * T + j];
-                        const float *q_r0 = q + q_base + (size_t)r0 * C;
-                        const float *dout_r0 = dout + q_base + (size_t)r0 * C;
-                        if (dkb) {
-                            /* a row of the range that does not see j has p_ij = 0 exactly,
-                             * and then ds_ij = 0 (its ds slot was never written) */
-                            for (int i = r0; i < r1; i++)
-                                ds[i - r0] = pcol[i - r0] != 0.0f ? dsb[(size_t)(i - i0) * T + j] : 0.0f;
-                            axpy_rows(dkb + (size_t)j * KC, ds, q_r0, (size_t)C, nr, hd);
-                        }
-                        if (dvb) axpy_rows(dvb + (size_t)j * KC, pcol, dout_r0, (size_t)C, nr, hd);
+                        for (int kk = 0; kk < nk; kk++)
+                            for (int i = r0; i < r1; i++) {
+                                const float p = ab[(size_t)i * T + j + kk];
+                                pcol[kk][i - r0] = p;
+                                ds[kk][i - r0] = p != 0.0f ? dsb[(size_t)(i - i0) * T + j + kk] : 0.0f;
+                            }
+                        if (dkb)
+                            rows_matmul(dkb + (size_t)j * KC, (size_t)KC, nk, ds[0], ATT_BLOCK,
+                                        q + q_base + (size_t)r0 * C, (size_t)C, nr, hd);
+                        if (dvb)
+                            rows_matmul(dvb + (size_t)j * KC, (size_t)KC, nk, pcol[0], ATT_BLOCK,
+                                        dout + q_base + (size_t)r0 * C, (size_t)C, nr, hd);
                     }
                 }
             }
@@ -203,8 +388,11 @@ void attention_cached_forward(float *out, const float *q, const float *kc, const
             float *probs = scratch + (size_t)omp_get_thread_num() * Tk;
             const size_t q_off = (size_t)i * C + (size_t)h * hd;
             const size_t kv_off = (size_t)(h / group) * hd;
-            attend_row(out + q_off, probs, q + q_off, kc + kv_off, vc + kv_off, (size_t)KC,
-                       Tk - Tq + i + 1, hd, scale);
+            const int n_keys = Tk - Tq + i + 1;
+            dot_rows(probs, q + q_off, kc + kv_off, (size_t)KC, n_keys, hd, scale);
+            softmax_row(probs, n_keys);
+            for (int d = 0; d < hd; d++) out[q_off + d] = 0.0f;
+            rows_matmul(out + q_off, (size_t)C, 1, probs, 0, vc + kv_off, (size_t)KC, n_keys, hd);
         }
     }
 }

@@ -5,7 +5,9 @@
  *  - A "row" is one token. N is the number of rows. Activations are [N, C].
  *  - Linear weights use PyTorch's layout [out, in]: y = x W^T + b.
  *  - Every backward function ACCUMULATES (+=) into each gradient output it is given;
- *    the caller zeroes gradients. Any gradient pointer may be NULL: that gradient is
+ *    the caller zeroes gradients. The *_set variants write (=) the input gradient
+ *    instead, for its first contribution: no zeroing pass over a buffer that is about
+ *    to be overwritten (weight gradients still accumulate). Any gradient pointer may be NULL: that gradient is
  *    then not computed (e.g. dinp of the first layer, db of a bias-free layer).
  *  - Forward functions write (=) their outputs and never read them first.
  *  - Matrix products go through cblas_sgemm; other loops are parallel with OpenMP
@@ -22,6 +24,9 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
                     int N, int IC, int OC);
 void linear_backward(float *dinp, float *dw, float *db, const float *dout,
                      const float *inp, const float *w, int N, int IC, int OC);
+/* as linear_backward, but dinp = (not +=) dout @ w */
+void linear_backward_set(float *dinp, float *dw, float *db, const float *dout,
+                         const float *inp, const float *w, int N, int IC, int OC);
 
 /* ---- LayerNorm over the last dim C; mean/rstd [N] are saved for backward ---- */
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
@@ -50,6 +55,9 @@ void silu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n);
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t n);
+/* as swiglu_backward, but dgate and dup are written (=), not added to */
+void swiglu_backward_set(float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, size_t n);
 
 /* ---- elementwise helpers ---- */
 void add_forward(float *out, const float *a, const float *b, size_t n); /* out = a + b */

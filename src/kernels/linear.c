@@ -22,7 +22,9 @@
 /* Below this many elements a parallel region costs more than it saves. */
 #define LINEAR_PARALLEL_MIN 4096
 /* Largest op(B), in bytes, that sgemm_row_bands lets each thread pack for itself. */
+#ifndef LINEAR_BAND_MAX_SHARED
 #define LINEAR_BAND_MAX_SHARED (1u << 20)
+#endif
 /* Up to this many input rows the forward uses its own loops instead of sgemm. */
 #define LINEAR_FEW_ROWS 4
 /* Weight rows per band of the few-row forward: 8 x 768 floats = 24 KiB stays in L1. */
@@ -125,12 +127,13 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
     sgemm_row_bands(CblasNoTrans, CblasTrans, N, OC, IC, inp, IC, w, IC, beta, out, OC);
 }
 
-void linear_backward(float *dinp, float *dw, float *db, const float *dout,
-                     const float *inp, const float *w, int N, int IC, int OC) {
+/* dinp_beta: 1 adds to dinp, 0 overwrites it (sgemm's beta). */
+static void linear_backward_impl(float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
+                                 const float *inp, const float *w, int N, int IC, int OC) {
     if (N <= 0 || OC <= 0 || IC < 0) return;
     if (dinp && IC > 0) {
-        /* dinp[N,IC] += dout[N,OC] @ w[OC,IC] */
-        sgemm_row_bands(CblasNoTrans, CblasNoTrans, N, IC, OC, dout, OC, w, IC, 1.0f, dinp, IC);
+        /* dinp[N,IC] (+)= dout[N,OC] @ w[OC,IC] */
+        sgemm_row_bands(CblasNoTrans, CblasNoTrans, N, IC, OC, dout, OC, w, IC, dinp_beta, dinp, IC);
     }
     if (dw && IC > 0) {
         /* dw[OC,IC] += dout^T[OC,N] @ inp[N,IC] */
@@ -154,4 +157,15 @@ void linear_backward(float *dinp, float *dw, float *db, const float *dout,
             for (int o = o0; o < o1; o++) db[o] += acc[o - o0];
         }
     }
+}
+
+void linear_backward(float *dinp, float *dw, float *db, const float *dout,
+                     const float *inp, const float *w, int N, int IC, int OC) {
+    linear_backward_impl(dinp, 1.0f, dw, db, dout, inp, w, N, IC, OC);
+}
+
+void linear_backward_set(float *dinp, float *dw, float *db, const float *dout,
+                         const float *inp, const float *w, int N, int IC, int OC) {
+    if (dinp && N > 0 && IC > 0 && OC <= 0) memset(dinp, 0, (size_t)N * IC * sizeof(float));
+    linear_backward_impl(dinp, 0.0f, dw, db, dout, inp, w, N, IC, OC);
 }

@@ -1,10 +1,10 @@
-/* rows.h: the two inner loops that attention and the few-row linear layer are built
- * from -- dot products of one vector with several rows, and a weighted sum of rows
- * added into one vector -- written so that the compiler vectorises them: dot products
- * are taken four rows at a time so that four independent accumulator chains hide the
- * FMA latency (8-wide vectors: with ~64 floats per row the horizontal sums of 16-wide
- * ones cost more than they save), and weighted sums are fused four rows per pass over
- * the output. Header-only so that each caller's loops inline and vectorise in place. */
+/* rows.h: dot products of one vector with several rows, the inner loop shared by the
+ * few-row linear layer (its partial bands), the cached attention of generation (one
+ * query row at a time) and attention's fallback for very wide heads. Written so that
+ * the compiler vectorises it: four rows at a time, so that four independent accumulator
+ * chains hide the FMA latency (8-wide vectors: with ~64 floats per row the horizontal
+ * sums of 16-wide ones cost more than they save). Header-only so that each caller's
+ * loop inlines and vectorises in place. */
 #ifndef SEVO_KERNELS_ROWS_H
 #define SEVO_KERNELS_ROWS_H
 
@@ -37,24 +37,6 @@ static inline void dot_rows(float *s, const float *x, const float *y, size_t str
 #pragma omp simd reduction(+ : s0)
         for (int d = 0; d < hd; d++) s0 += x[d] * yj[d];
         s[j] = s0 * scale;
-    }
-}
-
-/* out[d] += sum_{j<n} a[j] * x_j[d], where x_j = x + j*stride (hd floats each). */
-static inline void axpy_rows(float *out, const float *a, const float *x, size_t stride, int n, int hd) {
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const float *x0 = x + (size_t)j * stride, *x1 = x0 + stride;
-        const float *x2 = x1 + stride, *x3 = x2 + stride;
-        const float a0 = a[j], a1 = a[j + 1], a2 = a[j + 2], a3 = a[j + 3];
-#pragma omp simd
-        for (int d = 0; d < hd; d++) out[d] += a0 * x0[d] + a1 * x1[d] + a2 * x2[d] + a3 * x3[d];
-    }
-    for (; j < n; j++) {
-        const float *xj = x + (size_t)j * stride;
-        const float aj = a[j];
-#pragma omp simd
-        for (int d = 0; d < hd; d++) out[d] += aj * xj[d];
     }
 }
 

@@ -705,23 +705,21 @@ void block_backward(const block_geom *g, const block_params *p, const block_para
                     const float *rope_cos, const float *rope_sin, vlm *m) {
     size_t N = (size_t)B * T;
     int D = g->D, Dkv = g->KVH * g->hd, F = g->F;
-    /* MLP */
-    memset(m->dhact, 0, N * F * sizeof(float));
-    linear_backward(m->dhact, gp->f2w, gp->f2b, dx, a->hact, p->f2w, (int)N, F, D);
-    memset(m->dh1, 0, N * F * sizeof(float));
-    memset(m->dn, 0, N * D * sizeof(float));
+    /* MLP. The first contribution to each input gradient writes it (the *_set
+     * kernels), so no buffer is zeroed before it is overwritten. */
+    linear_backward_set(m->dhact, gp->f2w, gp->f2b, dx, a->hact, p->f2w, (int)N, F, D);
     if (g->gated) {
-        memset(m->dup, 0, N * F * sizeof(float));
-        swiglu_backward(m->dh1, m->dup, m->dhact, a->h1, a->hup, N * F);
-        linear_backward(m->dn, gp->upw, gp->upb, m->dup, a->n2, p->upw, (int)N, D, F);
+        swiglu_backward_set(m->dh1, m->dup, m->dhact, a->h1, a->hup, N * F);
+        linear_backward_set(m->dn, gp->upw, gp->upb, m->dup, a->n2, p->upw, (int)N, D, F);
+        linear_backward(m->dn, gp->f1w, gp->f1b, m->dh1, a->n2, p->f1w, (int)N, D, F);
     } else {
+        memset(m->dh1, 0, N * F * sizeof(float));
         act_backward(g->act, m->dh1, a->h1, m->dhact, N * F);
+        linear_backward_set(m->dn, gp->f1w, gp->f1b, m->dh1, a->n2, p->f1w, (int)N, D, F);
     }
-    linear_backward(m->dn, gp->f1w, gp->f1b, m->dh1, a->n2, p->f1w, (int)N, D, F);
     norm_backward(g, dx, gp->n2w, gp->n2b, m->dn, a->x_mid, p->n2w, a->n2_mean, a->n2_rstd, (int)N);
     /* attention */
-    memset(m->dao, 0, N * D * sizeof(float));
-    linear_backward(m->dao, gp->ow, gp->ob, dx, a->ao, p->ow, (int)N, D, D);
+    linear_backward_set(m->dao, gp->ow, gp->ob, dx, a->ao, p->ow, (int)N, D, D);
     memset(m->dq, 0, N * D * sizeof(float));
     memset(m->dk, 0, N * Dkv * sizeof(float));
     memset(m->dv, 0, N * Dkv * sizeof(float));
@@ -731,8 +729,7 @@ void block_backward(const block_geom *g, const block_params *p, const block_para
         rope_backward(m->dq, rope_cos, rope_sin, pos, (int)N, g->H, g->hd);
         rope_backward(m->dk, rope_cos, rope_sin, pos, (int)N, g->KVH, g->hd);
     }
-    memset(m->dn, 0, N * D * sizeof(float));
-    linear_backward(m->dn, gp->qw, gp->qb, m->dq, a->n1, p->qw, (int)N, D, D);
+    linear_backward_set(m->dn, gp->qw, gp->qb, m->dq, a->n1, p->qw, (int)N, D, D);
     linear_backward(m->dn, gp->kw, gp->kb, m->dk, a->n1, p->kw, (int)N, D, Dkv);
     linear_backward(m->dn, gp->vw, gp->vb, m->dv, a->n1, p->vw, (int)N, D, Dkv);
     norm_backward(g, dx, gp->n1w, gp->n1b, m->dn, a->x_in, p->n1w, a->n1_mean, a->n1_rstd, (int)N);

@@ -101,12 +101,10 @@ static void vision_backward(vlm *m, const float *dfeat, int n_images) {
     int P = m->num_patches, Dv = c->vision.hidden_size, Dt = c->text.hidden_size;
     size_t Ni = (size_t)n_images * P;
     float *dp1act = m->dn, *dp1 = m->dao, *dpost = m->dq, *dx = m->dx;
-    memset(dp1act, 0, Ni * Dt * sizeof(float));
-    linear_backward(dp1act, m->g.proj2_w, m->g.proj2_b, dfeat, va->p1act, m->w.proj2_w, (int)Ni, Dt, Dt);
+    linear_backward_set(dp1act, m->g.proj2_w, m->g.proj2_b, dfeat, va->p1act, m->w.proj2_w, (int)Ni, Dt, Dt);
     memset(dp1, 0, Ni * Dt * sizeof(float));
     act_backward(c->projector_act, dp1, va->p1, dp1act, Ni * Dt);
-    memset(dpost, 0, Ni * Dv * sizeof(float));
-    linear_backward(dpost, m->g.proj1_w, m->g.proj1_b, dp1, va->post, m->w.proj1_w, (int)Ni, Dv, Dt);
+    linear_backward_set(dpost, m->g.proj1_w, m->g.proj1_b, dp1, va->post, m->w.proj1_w, (int)Ni, Dv, Dt);
     memset(dx, 0, Ni * Dv * sizeof(float));
     const float *xl = vision_last(m, va);
     if (m->vgeom.norm == VLM_NORM_RMS)
@@ -265,8 +263,7 @@ void vlm_backward(vlm *m, const float *dlogp) {
     memset(m->dlogits, 0, N * V * sizeof(float));
     token_logprob_backward(m->dlogits, m->probs, m->last_targets, dlogp, (int)N, V);
     float *dxf = m->dn;
-    memset(dxf, 0, N * Dt * sizeof(float));
-    linear_backward(dxf, c->tie_word_embeddings ? m->g.wte : m->g.lm_head, NULL, m->dlogits, m->xf,
+    linear_backward_set(dxf, c->tie_word_embeddings ? m->g.wte : m->g.lm_head, NULL, m->dlogits, m->xf,
                     m->w.lm_head, (int)N, Dt, V);
     memset(m->dx, 0, N * Dt * sizeof(float));
     if (m->tgeom.norm == VLM_NORM_RMS)

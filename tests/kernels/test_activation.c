@@ -152,6 +152,11 @@ static void test_accumulate_and_null(void **state) {
     memset(g2, 0, n * sizeof(float));
     swiglu_backward(NULL, g2, dout, x, up, n);
     check_close_f("swiglu dup only", g2, f2, n, 0.0, 0.0);
+    /* swiglu_backward_set overwrites both (poisoned with NaN here) */
+    for (size_t i = 0; i < n; i++) g1[i] = g2[i] = NAN;
+    swiglu_backward_set(g1, g2, dout, x, up, n);
+    check_close_f("swiglu_backward_set dgate", g1, f1, n, 0.0, 0.0);
+    check_close_f("swiglu_backward_set dup", g2, f2, n, 0.0, 0.0);
     free(x); free(up); free(dout); free(f1); free(f2); free(g1); free(g2); free(b1); free(b2);
 }
 

@@ -178,6 +178,16 @@ static void test_long_sequences(void **state) {
     check_config(1, 67, 2, 2, 3, 0, 5, 15);
 }
 
+/* Wide heads: at hd = 256 the transposed-key buffer holds 32 keys, so 70 keys take
+ * three chunks (the last one partial); above 256 the scores are taken row by row. */
+static void test_wide_heads(void **state) {
+    (void)state;
+    check_config(1, 70, 2, 1, 256, 1, 997, 16);
+    check_config(1, 40, 2, 2, 256, 0, 499, 17);
+    check_config(1, 37, 2, 1, 264, 1, 499, 18);
+    check_config(1, 20, 1, 1, 300, 0, 301, 19);
+}
+
 static void test_causal_structure(void **state) {
     (void)state;
     const int B = 2, T = 6, H = 4, KVH = 2, hd = 8, KC = KVH * hd, C = H * hd;
@@ -372,6 +382,8 @@ static void test_packed_long(void **state) {
     (void)state;
     const int lens[][MAX_SEGS] = {{30, 37, 3}, {1, 63, 6}};
     check_packed(2, 70, 2, 1, 4, lens, 3, 32);
+    /* hd = 256: keys transposed 32 at a time, so segments also cross key chunks */
+    check_packed(2, 70, 2, 1, 256, lens, 2999, 35);
 }
 
 /* One segment per row (seg_start all 0) is bit-identical to seg_start NULL. */
@@ -432,6 +444,7 @@ int main(void) {
         cmocka_unit_test(test_gqa),
         cmocka_unit_test(test_parallel_sizes),
         cmocka_unit_test(test_long_sequences),
+        cmocka_unit_test(test_wide_heads),
         cmocka_unit_test(test_causal_structure),
         cmocka_unit_test(test_large_scores_are_stable),
         cmocka_unit_test(test_accumulate_and_null),

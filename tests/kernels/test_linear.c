@@ -158,6 +158,21 @@ static void test_accumulate_and_null(void **state) {
     check_close_f("linear db only", only, fb, OC, 0.0, 0.0);
     linear_backward(NULL, NULL, NULL, dout, inp, w, N, IC, OC);
 
+    /* linear_backward_set overwrites dinp (poisoned with NaN here) and still adds into
+     * dw and db: dinp is exactly the zero-started result, dw and db accumulated. */
+    for (size_t i = 0; i < ni; i++) gi[i] = NAN;
+    memcpy(gw, bw, nw * sizeof(float));
+    memcpy(gb, bb, OC * sizeof(float));
+    linear_backward_set(gi, gw, gb, dout, inp, w, N, IC, OC);
+    check_close_f("linear_backward_set dinp", gi, fi, ni, 0.0, 0.0);
+    linear_backward(NULL, gw, gb, dout, inp, w, N, IC, OC);
+    check_accumulated_twice("linear_backward_set dw", gw, bw, fw, nw);
+    check_accumulated_twice("linear_backward_set db", gb, bb, fb, OC);
+    /* with no outputs (OC = 0) the product is empty and dinp is set to zero */
+    for (size_t i = 0; i < ni; i++) gi[i] = NAN;
+    linear_backward_set(gi, NULL, NULL, dout, inp, w, N, IC, 0);
+    for (size_t i = 0; i < ni; i++) assert_true(gi[i] == 0.0f);
+
     free(inp); free(w); free(dout); free(fi); free(fw); free(fb); free(gi); free(gw);
     free(gb); free(bi); free(bw); free(bb); free(only);
 }
