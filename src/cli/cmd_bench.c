@@ -3,7 +3,8 @@
  * cache, and peak resident memory, for the tiny default model, a benchmark size (a
  * decoder of width 256, 512 or 768 with a vision tower to match), or any checkpoint.
  * `--sgemm_only` measures the sgemm GFLOP/s OpenBLAS reaches here, against which the
- * model's FLOP/s is read.
+ * model's FLOP/s is read; with `--sgemm_shape MxNxK` on one product of that shape
+ * (bench/gemm-shapes.sh compares the model's own shapes with PyTorch's matmul).
  *
  * bench/compare.sh runs this and tools/reference/bench_torch.py (the same model in
  * PyTorch, loaded from the files `--write_model` writes) on the same batch, alternately,
@@ -24,16 +25,18 @@
 #include "model/vlm.h"
 #include "train/optim.h"
 
-static double sgemm_gflops(int n, int reps) {
-    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
-          *c = malloc((size_t)n * n * sizeof(float));
+/* Best GFLOP/s of reps products C[M,N] = A[M,K] B[K,N], after one warmup. */
+static double sgemm_gflops(int M, int N, int K, int reps) {
+    float *a = malloc((size_t)M * K * sizeof(float)), *b = malloc((size_t)K * N * sizeof(float)),
+          *c = malloc((size_t)M * N * sizeof(float));
     double best = 0;
     if (a && b && c) {
-        for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
-        for (int r = -1; r < reps; r++) { /* one warmup call */
+        for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
+        for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.1f;
+        for (int r = -1; r < reps; r++) {
             double t0 = sevo_now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-            double g = 2.0 * n * (double)n * n / (sevo_now() - t0) / 1e9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+            double g = 2.0 * M * (double)N * K / (sevo_now() - t0) / 1e9;
             if (r >= 0 && g > best) best = g;
         }
     }
@@ -261,7 +264,7 @@ done:
 int cmd_bench(int argc, char **argv) {
     sevo_config cfg;
     config_defaults(&cfg);
-    const char *size = "tiny", *model_path = NULL, *write_dir = NULL;
+    const char *size = "tiny", *model_path = NULL, *write_dir = NULL, *shape = "1024x1024x1024";
     int B = 16, T = 96, steps = 10, prefill_len = 0, decode_len = 64, reps = 20, json = 0, sgemm_only = 0;
     const cli_flag flags[] = {
         {"size", FLAG_STRING, &size, NULL, "tiny (default), 256, 512 or 768: the decoder width"},
@@ -274,7 +277,8 @@ int cmd_bench(int argc, char **argv) {
         {"decode_len", FLAG_INT, &decode_len, NULL, "tokens decoded one at a time (default 64)"},
         {"reps", FLAG_INT, &reps, NULL, "timed prefill+decode repetitions, after 1 warmup (default 20)"},
         {"json", FLAG_BOOL, &json, NULL, "print one JSON line instead of the table"},
-        {"sgemm_only", FLAG_BOOL, &sgemm_only, NULL, "only measure OpenBLAS's sgemm peak (1024^3, best of 40)"},
+        {"sgemm_only", FLAG_BOOL, &sgemm_only, NULL, "only measure OpenBLAS's sgemm (best of 40 products)"},
+        {"sgemm_shape", FLAG_STRING, &shape, NULL, "MxNxK: --sgemm_only's product (default 1024x1024x1024)"},
         {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
     };
     int rc = cli_parse("bench", "Measure training, prefill and decode speed, memory, and the sgemm peak.",
@@ -282,9 +286,17 @@ int cmd_bench(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : 2;
     int threads = sevo_threads_init(cfg.num_threads);
     if (sgemm_only) {
-        double gf = sgemm_gflops(1024, 40);
-        if (json) printf("{\"threads\": %d, \"sgemm_gflops\": %.2f}\n", threads, gf);
-        else printf("sgemm 1024^3 (OpenBLAS), %d threads: %.1f GFLOP/s\n", threads, gf);
+        int M, N, K, used = 0;
+        if (sscanf(shape, "%dx%dx%d%n", &M, &N, &K, &used) != 3 || shape[used] || M < 1 || N < 1 || K < 1 ||
+            (double)M * K > 1e8 || (double)K * N > 1e8 || (double)M * N > 1e8) {
+            fprintf(stderr, "sevo bench: --sgemm_shape: expected MxNxK (positive, each matrix under 1e8 "
+                            "floats), got '%s'\n", shape);
+            return 2;
+        }
+        double gf = sgemm_gflops(M, N, K, 40);
+        if (json)
+            printf("{\"threads\": %d, \"shape\": \"%dx%dx%d\", \"sgemm_gflops\": %.2f}\n", threads, M, N, K, gf);
+        else printf("sgemm %dx%dx%d (OpenBLAS), %d threads: %.1f GFLOP/s\n", M, N, K, threads, gf);
         return 0;
     }
     vlm_config c;

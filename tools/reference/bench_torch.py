@@ -157,7 +157,9 @@ def check(cfg, p, ids, images):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model_path", required=True)
+    ap.add_argument("--model_path")
+    ap.add_argument("--sgemm_shape", help="MxNxK: only time torch.matmul on one product of this shape "
+                    "(best of 40, as sevo bench --sgemm_only)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--prefill_len", type=int, default=0, help="default: patches + 41, as sevo bench")
     ap.add_argument("--decode_len", type=int, default=64)
@@ -167,6 +169,22 @@ def main():
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.sgemm_shape:
+        M, N, K = (int(x) for x in a.sgemm_shape.split("x"))
+        A = (torch.arange(M * K) % 7).float().mul(0.1).view(M, K)
+        Bm = (torch.arange(K * N) % 5).float().mul(0.1).view(K, N)
+        best = 0.0
+        for r in range(-1, 40):
+            t0 = time.perf_counter()
+            torch.matmul(A, Bm)
+            g = 2.0 * M * N * K / (time.perf_counter() - t0) / 1e9
+            if r >= 0:
+                best = max(best, g)
+        print(json.dumps({"framework": "pytorch", "threads": torch.get_num_threads(), "shape": a.sgemm_shape,
+                          "sgemm_gflops": round(best, 2)}))
+        return
+    if not a.model_path:
+        ap.error("--model_path is required")
     cfg = ref.Config(os.path.join(a.model_path, "config.json"))
     p = load_file(os.path.join(a.model_path, "model.safetensors"))
     batch = load_file(os.path.join(a.model_path, "batch.safetensors"))
