@@ -58,6 +58,19 @@
 
 /* Keys per transposed chunk for head size hd: a multiple of ATT_COLS, or 0 when not
  * even ATT_COLS keys fit (hd > 256), and the scores are then taken row by row. */
+/* The two register-tiled kernels below are exempt from the sanitizers: AddressSanitizer
+ * keeps their ATT_ROWS x ATT_COLS accumulator tiles in memory and checks every access,
+ * and UndefinedBehaviorSanitizer's bounds checks on the tiles stop them vectorising,
+ * which made them 7x slower and the sanitized test suite 6 minutes longer. Their heap
+ * reads are still checked by valgrind's end-to-end run (scripts/test-valgrind.sh), and
+ * their results against double references and finite differences, for every tile
+ * shape the callers produce (tests/kernels/test_attention.c). */
+#if defined(__GNUC__)
+#define ATT_NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
+#else
+#define ATT_NO_SANITIZE
+#endif
+
 static int att_chunk_keys(int hd) { return ATT_KT_FLOATS / hd / ATT_COLS * ATT_COLS; }
 
 /* kt[d * ld + j] = k_j[d] for the n keys k_j = k + j*stride, and zero for the columns
@@ -77,7 +90,7 @@ static void transpose_keys(float *kt, int ld, const float *k, size_t stride, int
  * keys transposed, the products are vectorised across keys and need no horizontal sums
  * (a dot product of two 32-float rows spends as long reducing as multiplying), and each
  * key vector loaded serves ATT_ROWS rows, with 8 independent accumulator chains. */
-static void score_tile(float out[ATT_ROWS][ATT_COLS], const float *x, size_t xstride, int nr,
+ATT_NO_SANITIZE static void score_tile(float out[ATT_ROWS][ATT_COLS], const float *x, size_t xstride, int nr,
                        const float *kt, int ld, int hd) {
     const float *xr[ATT_ROWS];
     for (int r = 0; r < ATT_ROWS; r++) xr[r] = x + (size_t)(r < nr ? r : nr - 1) * xstride;
@@ -163,7 +176,7 @@ static void softmax_row(float *probs, int n_keys) {
  * and transposed, ds times queries and probabilities times output gradients). The nr
  * rows' sums stay in registers ATT_COLS columns at a time, and each row of b loaded
  * serves all of them; the loop over j runs without a load or store of c. */
-static void rows_matmul(float *c, size_t ldc, int nr, const float *a, size_t lda, const float *b,
+ATT_NO_SANITIZE static void rows_matmul(float *c, size_t ldc, int nr, const float *a, size_t lda, const float *b,
                         size_t ldb, int n, int hd) {
     const float *ar[ATT_ROWS];
     for (int r = 0; r < ATT_ROWS; r++) ar[r] = a + (size_t)(r < nr ? r : nr - 1) * lda;
