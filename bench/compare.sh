@@ -24,14 +24,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(tiny 256 512 768)
-reps=${REPS:-3}
-threads=${THREADS:-$(nproc)}
-out=bench/out
-mkdir -p "$out"
-python=$(scripts/ref-venv.sh)
-scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" --target sevo >/dev/null
+. bench/setup.sh
 sevo=build/sevo
 
 # the batch and counts of each size: train B x T for STEPS steps; prefill and decode

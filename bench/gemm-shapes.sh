@@ -14,14 +14,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-reps=${REPS:-3}
-threads=${THREADS:-$(nproc)}
-out=bench/out
-mkdir -p "$out"
-python=$(scripts/ref-venv.sh)
-scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" --target sevo >/dev/null
+. bench/setup.sh
 shapes=(1536x128x128 1536x320x128 1536x128x320 1024x768x768 1024x2048x768 1024x768x2048 1024x1024x1024)
 runs="$out/gemm-shapes.jsonl"
 : >"$runs"
