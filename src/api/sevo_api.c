@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "core/fsutil.h"
-#include "data/image.h"
 #include "method/hsr_ee.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
@@ -15,11 +14,9 @@ struct sevo_model {
     vlm *m;
     sevo_tokenizer *tok;
     vlm_policy *policy;
-    float *pixels;
     int has_gate;
     hsr_gate gate;
     hsr_gate_exit rule;
-    float *gate_scratch;
 };
 
 const char *sevo_version(void) { return SEVO_VERSION; }
@@ -34,9 +31,7 @@ void sevo_model_free(sevo_model *m) {
     policy_free(m->policy);
     vlm_free(m->m);
     tokenizer_free(m->tok);
-    free(m->pixels);
     hsr_gate_release(&m->gate);
-    free(m->gate_scratch);
     free(m);
 }
 
@@ -49,9 +44,6 @@ int sevo_model_load(sevo_model **out, const char *dir, char *err, size_t err_len
     gen_options go;
     gen_options_default(&go);
     if (policy_create(&m->policy, m->m, m->tok, &go, &e)) goto fail;
-    const vlm_config *c = vlm_get_config(m->m);
-    m->pixels = sevo_malloc((size_t)c->num_channels * c->image_size * c->image_size * sizeof(float), "image", &e);
-    if (!m->pixels) goto fail;
     *out = m;
     return 0;
 fail:
@@ -66,16 +58,9 @@ int sevo_model_use_gate(sevo_model *m, const char *path, char *err, size_t err_l
     else snprintf(file, sizeof file, "%s", path);
     hsr_gate g;
     if (hsr_gate_load(&g, file, vlm_get_config(m->m)->text.hidden_size, &e)) return report(&e, err, err_len);
-    float *scratch = sevo_malloc((size_t)g.h * sizeof(float), "gate", &e);
-    if (!scratch) {
-        hsr_gate_release(&g);
-        return report(&e, err, err_len);
-    }
     hsr_gate_release(&m->gate);
-    free(m->gate_scratch);
     m->gate = g;
-    m->gate_scratch = scratch;
-    m->rule = (hsr_gate_exit){.gate = &m->gate, .tau = hsr_gate_tau(&m->gate), .scratch = scratch};
+    m->rule = (hsr_gate_exit){.gate = &m->gate, .tau = hsr_gate_tau(&m->gate)};
     m->has_gate = 1;
     return 0;
 }
@@ -83,16 +68,14 @@ int sevo_model_use_gate(sevo_model *m, const char *path, char *err, size_t err_l
 int sevo_model_ask(sevo_model *m, const char *image_path, const char *question, int max_steps,
                    sevo_answer *out, char *err, size_t err_len) {
     sevo_error e;
-    const vlm_config *c = vlm_get_config(m->m);
     memset(out, 0, sizeof *out);
     if (max_steps < 1) {
         sevo_fail(&e, "max_steps must be >= 1, got %d", max_steps);
         return report(&e, err, err_len);
     }
-    if (image_load(image_path, c->image_size, c->image_mean, c->image_std, m->pixels, &e))
-        return report(&e, err, err_len);
+    if (policy_load_image(m->policy, image_path, &e)) return report(&e, err, err_len);
     trace_result r;
-    if (policy_reason(m->policy, m->pixels, question, max_steps, m->has_gate ? hsr_gate_step : NULL,
+    if (policy_reason(m->policy, policy_image(m->policy), question, max_steps, m->has_gate ? hsr_gate_step : NULL,
                       m->has_gate ? &m->rule : NULL, &r, &e))
         return report(&e, err, err_len);
     snprintf(out->perception, sizeof out->perception, "%s", r.perception);

@@ -10,16 +10,21 @@
 #include "cli/early_exit.h"
 #include "core/fsutil.h"
 #include "core/threads.h"
-#include "data/image.h"
 #include "model/checkpoint.h"
 #include "eval/evaluate.h"
 #include "model/generate.h"
 
-static int run_dataset(vlm_policy *pol, const sevo_config *cfg, const char *data_dir, const char *split,
-                       const char *out_dir, int max_samples, int skip_bad, cli_early_exit *ee) {
+static int run_dataset(vlm *m, const sevo_tokenizer *tok, const gen_options *go, const sevo_config *cfg,
+                       const char *data_dir, const char *split, const char *out_dir, int max_samples, int skip_bad,
+                       cli_early_exit *ee) {
     sevo_error err;
     char path[4096], out_path[4096];
     if (cli_split_path("inference", data_dir, split, path, sizeof path)) return 1;
+    policy_pool *pool = NULL;
+    if (policy_pool_create(&pool, m, tok, go, 0, &err)) {
+        fprintf(stderr, "sevo inference: %s\n", err.msg);
+        return 1;
+    }
     sevo_path_join(out_path, sizeof out_path, out_dir, "predictions.jsonl");
     eval_split_options so = {.data_path = path, .max_samples = max_samples,
                              .max_steps = cfg->hsr_ee.max_reasoning_steps, .predictions_path = out_path,
@@ -27,7 +32,9 @@ static int run_dataset(vlm_policy *pol, const sevo_config *cfg, const char *data
                              .gate = ee->on ? hsr_gate_step : NULL, .gate_ctx = ee->on ? &ee->rule : NULL};
     eval_split_result r;
     double t0 = sevo_now();
-    if (sevo_mkdirs(out_dir, &err) || eval_split(pol, &so, &r, &err)) {
+    int bad = sevo_mkdirs(out_dir, &err) || eval_split(pool, &so, &r, &err);
+    policy_pool_free(pool);
+    if (bad) {
         fprintf(stderr, "sevo inference: %s\n", err.msg);
         return 1;
     }
@@ -35,6 +42,30 @@ static int run_dataset(vlm_policy *pol, const sevo_config *cfg, const char *data
     printf("accuracy %.4f (%ld/%ld) on %s; %.2f reasoning steps, %.1f tokens and %.2f ms per sample%s; wrote %s\n",
            r.accuracy, r.correct, r.n, path, r.mean_steps, r.mean_tokens, r.n ? 1000.0 * dt / r.n : 0.0,
            ee->on ? " (early exit)" : "", out_path);
+    return 0;
+}
+
+static int run_image(vlm *m, const sevo_tokenizer *tok, const gen_options *go, const sevo_config *cfg,
+                     const char *image, const char *question, cli_early_exit *ee) {
+    sevo_error err;
+    vlm_policy *pol = NULL;
+    trace_result r;
+    if (policy_create(&pol, m, tok, go, &err) || policy_load_image(pol, image, &err) ||
+        policy_reason(pol, policy_image(pol), question, cfg->hsr_ee.max_reasoning_steps,
+                      ee->on ? hsr_gate_step : NULL, ee->on ? &ee->rule : NULL, &r, &err)) {
+        fprintf(stderr, "sevo inference: %s\n", err.msg);
+        policy_free(pol);
+        return 1;
+    }
+    policy_free(pol);
+    printf("perception: %s\n", r.perception);
+    for (int k = 0; k < r.n_steps; k++) {
+        printf("step %d: %s", k + 1, r.steps[k]);
+        if (k < r.n_scores) printf("   (gate score %.3f, tau %.3f)", r.scores[k], ee->rule.tau);
+        printf("\n");
+    }
+    printf("answer: %s\n", r.answer);
+    printf("(%d steps, exit %s, %d tokens)\n", r.n_steps, trace_exit_name(r.exit_type), r.tokens_generated);
     return 0;
 }
 
@@ -88,41 +119,11 @@ int cmd_inference(int argc, char **argv) {
         return 1;
     }
     gen_options go = {.temperature = temperature, .top_p = top_p, .max_new_tokens = max_new, .seed = (uint64_t)seed};
-    vlm_policy *pol = NULL;
-    if (policy_create(&pol, m, tok, &go, &err)) {
-        fprintf(stderr, "sevo inference: %s\n", err.msg);
-        vlm_free(m);
-        tokenizer_free(tok);
-        cli_early_exit_close(&ee);
-        return 1;
-    }
-    if (data_dir) {
-        rc = run_dataset(pol, &cfg, data_dir, split, out ? out : cfg.eval_output_dir, max_samples, skip_bad, &ee);
-    } else {
-        const vlm_config *c = vlm_get_config(m);
-        float *img = malloc((size_t)3 * c->image_size * c->image_size * sizeof(float));
-        trace_result r;
-        if (!img) {
-            fprintf(stderr, "sevo inference: out of memory\n");
-            rc = 1;
-        } else if (image_load(image, c->image_size, c->image_mean, c->image_std, img, &err) ||
-                   policy_reason(pol, img, question, cfg.hsr_ee.max_reasoning_steps, ee.on ? hsr_gate_step : NULL,
-                                 ee.on ? &ee.rule : NULL, &r, &err)) {
-            fprintf(stderr, "sevo inference: %s\n", err.msg);
-            rc = 1;
-        } else {
-            printf("perception: %s\n", r.perception);
-            for (int k = 0; k < r.n_steps; k++) {
-                printf("step %d: %s", k + 1, r.steps[k]);
-                if (k < r.n_scores) printf("   (gate score %.3f, tau %.3f)", r.scores[k], ee.rule.tau);
-                printf("\n");
-            }
-            printf("answer: %s\n", r.answer);
-            printf("(%d steps, exit %s, %d tokens)\n", r.n_steps, trace_exit_name(r.exit_type), r.tokens_generated);
-        }
-        free(img);
-    }
-    policy_free(pol);
+    if (data_dir)
+        rc = run_dataset(m, tok, &go, &cfg, data_dir, split, out ? out : cfg.eval_output_dir, max_samples, skip_bad,
+                         &ee);
+    else
+        rc = run_image(m, tok, &go, &cfg, image, question, &ee);
     vlm_free(m);
     tokenizer_free(tok);
     cli_early_exit_close(&ee);

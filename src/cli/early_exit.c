@@ -36,19 +36,12 @@ int cli_early_exit_open(const char *cmd, cli_early_exit *e, const char *gate_pat
         fprintf(stderr, "sevo %s: %s\n", cmd, err.msg);
         return 1;
     }
-    if (!(e->scratch = malloc((size_t)e->gate.h * sizeof(float)))) {
-        fprintf(stderr, "sevo %s: out of memory (gate)\n", cmd);
-        hsr_gate_release(&e->gate);
-        return 1;
-    }
-    e->rule = (hsr_gate_exit){.gate = &e->gate, .tau = threshold >= 0 ? threshold : hsr_gate_tau(&e->gate),
-                              .scratch = e->scratch};
+    e->rule = (hsr_gate_exit){.gate = &e->gate, .tau = threshold >= 0 ? threshold : hsr_gate_tau(&e->gate)};
     e->on = 1;
     return 0;
 }
 
 void cli_early_exit_close(cli_early_exit *e) {
-    free(e->scratch);
     hsr_gate_release(&e->gate);
     memset(e, 0, sizeof *e);
 }

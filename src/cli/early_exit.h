@@ -11,7 +11,6 @@ typedef struct cli_early_exit {
     int on;          /* use the gate */
     hsr_gate gate;
     hsr_gate_exit rule;
-    float *scratch;
 } cli_early_exit;
 
 /* Loads and checks the gate against the model at model_path. Returns 0 when the flags

@@ -8,6 +8,9 @@
 int sevo_threads_init(int n) {
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);
+    /* one level of threads: a loop inside a parallel region (a kernel inside the
+     * generation of one of several samples in parallel) runs on its own thread */
+    omp_set_max_active_levels(1);
     openblas_set_num_threads(n);
     return n;
 }

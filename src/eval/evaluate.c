@@ -11,7 +11,6 @@
 #include "core/threads.h"
 #include "data/answer.h"
 #include "data/dataset.h"
-#include "data/image.h"
 #include "model/checkpoint.h"
 
 const char *const EVAL_SPLITS[EVAL_NUM_SPLITS] = {"test", "pope_random", "pope_popular", "pope_adversarial"};
@@ -39,70 +38,86 @@ static cJSON *prediction_json(const sevo_sample *s, const trace_result *r, int c
     return o;
 }
 
-int eval_split(vlm_policy *pol, const eval_split_options *o, eval_split_result *out, sevo_error *err) {
-    const vlm_config *c = vlm_get_config(policy_model(pol));
-    size_t floats = (size_t)c->num_channels * c->image_size * c->image_size;
+/* eval_split's samples, generated in parallel by a policy_pool and taken in order. */
+typedef struct split_run {
+    const eval_split_options *o;
+    const sevo_dataset *ds;
+    trace_result *trace; /* [POLICY_POOL_CHUNK] */
+    double *seconds;     /* [POLICY_POOL_CHUNK] */
+    eval_accum acc;
+    FILE *predictions;   /* NULL: not written */
+    sevo_progress pr;
+} split_run;
+
+static int split_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err) {
+    split_run *x = ctx;
+    const sevo_sample *s = &x->ds->samples[i];
+    float *img = policy_image(p);
+    /* a blank image: every pixel at the normalisation mean (zeros once normalised) */
+    if (x->o->blank_image) {
+        const vlm_config *c = vlm_get_config(policy_model(p));
+        memset(img, 0, (size_t)c->num_channels * c->image_size * c->image_size * sizeof(float));
+    } else if (s->image && policy_load_image(p, s->image, err)) {
+        return sevo_fail_prefix(err, "%s:%d: field 'image'", x->ds->path, s->line);
+    }
+    double t0 = sevo_now();
+    if (policy_reason(p, s->image || x->o->blank_image ? img : NULL, s->question, x->o->max_steps, x->o->gate,
+                      x->o->gate_ctx, &x->trace[slot], err))
+        return sevo_fail_prefix(err, "%s:%d", x->ds->path, s->line);
+    x->seconds[slot] = sevo_now() - t0;
+    return 0;
+}
+
+static int split_done(void *ctx, int i, int slot, sevo_error *err) {
+    split_run *x = ctx;
+    const sevo_sample *s = &x->ds->samples[i];
+    const trace_result *r = &x->trace[slot];
+    double dt = x->seconds[slot];
+    int ok = answer_correct(r->answer, s->answer);
+    synth_object objs[EVAL_MAX_MENTIONS];
+    int n_obj = s->perception ? synth_parse_perception(s->perception, objs, EVAL_MAX_MENTIONS) : -1;
+    eval_sample es = {.qtype = s->type, .depth = s->depth, .answer = r->answer, .ground_truth = s->answer,
+                      .perception = r->perception, .objects = objs, .num_objects = n_obj < 0 ? -1 : n_obj,
+                      .steps = r->n_steps, .tokens = r->tokens_generated, .seconds = dt};
+    if (eval_accum_add(&x->acc, &es, err)) return sevo_fail_prefix(err, "%s:%d", x->ds->path, s->line);
+    if (x->predictions) {
+        cJSON *j = prediction_json(s, r, ok, dt);
+        char *line = j ? cJSON_PrintUnformatted(j) : NULL;
+        cJSON_Delete(j);
+        if (!line) return sevo_fail(err, "out of memory (predictions)");
+        fprintf(x->predictions, "%s\n", line);
+        free(line);
+    }
+    char extra[64];
+    snprintf(extra, sizeof extra, "acc %.3f", (double)x->acc.r.correct / (i + 1));
+    progress_update(&x->pr, i + 1, extra);
+    return 0;
+}
+
+int eval_split(policy_pool *pool, const eval_split_options *o, eval_split_result *out, sevo_error *err) {
+    split_run x = {.o = o};
     sevo_dataset ds;
     if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err)) return -1;
-    float *img = sevo_calloc(floats, sizeof(float), "image", err);
+    x.ds = &ds;
+    x.trace = sevo_malloc(POLICY_POOL_CHUNK * sizeof *x.trace, "traces", err);
+    x.seconds = sevo_malloc(POLICY_POOL_CHUNK * sizeof *x.seconds, "traces", err);
     sevo_atomic_file af = {0};
     int rc = -1;
-    if (!img) goto done;
+    if (!x.trace || !x.seconds) goto done;
     if (o->predictions_path && sevo_atomic_open(&af, o->predictions_path, err)) goto done;
+    x.predictions = af.f;
     int n = o->max_samples > 0 && o->max_samples < ds.n ? o->max_samples : ds.n;
-    eval_accum acc;
-    eval_accum_init(&acc);
-    sevo_progress pr;
-    progress_start(&pr, stderr, o->label ? o->label : "eval", n);
-    for (int i = 0; i < n; i++) {
-        const sevo_sample *s = &ds.samples[i];
-        /* a blank image: every pixel at the normalisation mean (zeros once normalised) */
-        if (o->blank_image)
-            memset(img, 0, floats * sizeof(float));
-        else if (s->image && image_load(s->image, c->image_size, c->image_mean, c->image_std, img, err)) {
-            sevo_fail_prefix(err, "%s:%d: field 'image'", ds.path, s->line);
-            goto done;
-        }
-        double t0 = sevo_now();
-        trace_result r;
-        if (policy_reason(pol, s->image || o->blank_image ? img : NULL, s->question, o->max_steps, o->gate,
-                          o->gate_ctx, &r, err)) {
-            sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
-            goto done;
-        }
-        double dt = sevo_now() - t0;
-        int ok = answer_correct(r.answer, s->answer);
-        synth_object objs[EVAL_MAX_MENTIONS];
-        int n_obj = s->perception ? synth_parse_perception(s->perception, objs, EVAL_MAX_MENTIONS) : -1;
-        eval_sample es = {.qtype = s->type, .depth = s->depth, .answer = r.answer, .ground_truth = s->answer,
-                          .perception = r.perception, .objects = objs, .num_objects = n_obj < 0 ? -1 : n_obj,
-                          .steps = r.n_steps, .tokens = r.tokens_generated, .seconds = dt};
-        if (eval_accum_add(&acc, &es, err)) {
-            sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
-            goto done;
-        }
-        if (af.f) {
-            cJSON *j = prediction_json(s, &r, ok, dt);
-            char *line = j ? cJSON_PrintUnformatted(j) : NULL;
-            cJSON_Delete(j);
-            if (!line) {
-                sevo_fail(err, "out of memory (predictions)");
-                goto done;
-            }
-            fprintf(af.f, "%s\n", line);
-            free(line);
-        }
-        char extra[64];
-        snprintf(extra, sizeof extra, "acc %.3f", (double)acc.r.correct / (i + 1));
-        progress_update(&pr, i + 1, extra);
-    }
-    progress_finish(&pr, NULL);
+    eval_accum_init(&x.acc);
+    progress_start(&x.pr, stderr, o->label ? o->label : "eval", n);
+    if (policy_pool_run(pool, n, 0, split_work, split_done, &x, err)) goto done;
+    progress_finish(&x.pr, NULL);
     if (af.f && sevo_atomic_commit(&af, err)) goto done;
-    eval_accum_finish(&acc, out);
+    eval_accum_finish(&x.acc, out);
     rc = 0;
 done:
     if (rc && af.f) sevo_atomic_abort(&af);
-    free(img);
+    free(x.trace);
+    free(x.seconds);
     dataset_free(&ds);
     return rc;
 }
@@ -119,11 +134,11 @@ static void base_name(char *out, size_t n, const char *path) {
 static int eval_one_model(const eval_options *o, int k, eval_model_eval *me, sevo_error *err) {
     vlm *m = NULL;
     sevo_tokenizer *tok = NULL;
-    vlm_policy *pol = NULL;
+    policy_pool *pool = NULL;
     char dir[4096], path[4096], pred[4096], label[256];
     if (checkpoint_load_model(o->model_paths[k], &m, &tok, err)) return -1;
     int rc = -1;
-    if (policy_create(&pol, m, tok, &o->gen, err)) goto done;
+    if (policy_pool_create(&pool, m, tok, &o->gen, 0, err)) goto done;
     sevo_path_join(dir, sizeof dir, o->output_dir, me->name);
     if (sevo_mkdirs(dir, err)) goto done;
     /* the splits, then test with a blank image, then test with early exit */
@@ -139,19 +154,18 @@ static int eval_one_model(const eval_options *o, int k, eval_model_eval *me, sev
         sevo_path_join(pred, sizeof pred, dir, name);
         snprintf(label, sizeof label, "%s %s%s", me->name, split,
                  blank ? " (blank image)" : early ? " (early exit)" : "");
-        policy_set_options(pol, &o->gen); /* every pass samples from the same seed */
         eval_split_options so = {.data_path = path, .max_samples = o->max_samples,
                                  .max_steps = o->cfg->hsr_ee.max_reasoning_steps, .blank_image = blank,
                                  .predictions_path = pred, .label = label, .skip_bad_lines = o->skip_bad_lines,
                                  .gate = early ? o->gate : NULL, .gate_ctx = early ? o->gate_ctx : NULL};
         eval_split_result *dst = blank ? &me->test_blank : early ? &me->test_early_exit : &me->split[s];
-        if (eval_split(pol, &so, dst, err)) goto done;
+        if (eval_split(pool, &so, dst, err)) goto done;
     }
     me->has_early_exit = o->gate != NULL;
     me->shortcut_gap = eval_shortcut_gap(&me->split[0], &me->test_blank);
     rc = 0;
 done:
-    policy_free(pol);
+    policy_pool_free(pool);
     vlm_free(m);
     tokenizer_free(tok);
     return rc;

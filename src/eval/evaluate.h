@@ -31,7 +31,10 @@ typedef struct eval_split_options {
     void *gate_ctx;
 } eval_split_options;
 
-int eval_split(vlm_policy *pol, const eval_split_options *o, eval_split_result *out, sevo_error *err);
+/* The samples run in parallel on the pool's policies (see policy_pool_run); the
+ * predictions and metrics are taken in the split's order. The gate, when given, is
+ * called from every thread: it must be reentrant (hsr_gate_step is). */
+int eval_split(policy_pool *pool, const eval_split_options *o, eval_split_result *out, sevo_error *err);
 
 /* The splits eval_run needs in the data directory, in table order. */
 #define EVAL_NUM_SPLITS 4

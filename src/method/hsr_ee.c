@@ -14,7 +14,6 @@
 #include "core/threads.h"
 #include "data/answer.h"
 #include "data/dataset.h"
-#include "data/image.h"
 #include "kernels/kernels.h"
 #include "method/rewards.h"
 #include "model/checkpoint.h"
@@ -36,7 +35,9 @@ static void gate_views(hsr_gate *g) {
 
 static int gate_alloc(hsr_gate *g, int d, int h, sevo_error *err) {
     memset(g, 0, sizeof *g);
-    if (d < 1 || h < 1) return sevo_fail(err, "confidence gate: sizes d = %d, h = %d must be >= 1", d, h);
+    if (d < 1 || h < 1 || h > HSR_GATE_MAX_HIDDEN)
+        return sevo_fail(err, "confidence gate: sizes d = %d, h = %d: d must be >= 1, h in 1..%d", d, h,
+                         HSR_GATE_MAX_HIDDEN);
     g->d = d;
     g->h = h;
     g->n_params = (size_t)h * d + 2 * (size_t)h + 1;
@@ -100,9 +101,9 @@ void hsr_gate_backward(hsr_gate *g, const float *x, int n, const float *act, int
     linear_backward(NULL, g->dw1, g->db1, scratch, x, g->w1, n, g->d, g->h);
 }
 
-float hsr_gate_score(const hsr_gate *g, const float *hidden, float *scratch) {
-    float logit;
-    hsr_gate_forward(g, hidden, 1, scratch, &logit, NULL);
+float hsr_gate_score(const hsr_gate *g, const float *hidden) {
+    float act[HSR_GATE_MAX_HIDDEN], logit;
+    hsr_gate_forward(g, hidden, 1, act, &logit, NULL);
     return (float)stable_sigmoid(logit);
 }
 
@@ -172,7 +173,7 @@ done:
 int hsr_gate_step(void *ctx, int k, const float *hidden, float *score) {
     (void)k;
     hsr_gate_exit *e = ctx;
-    float s = hsr_gate_score(e->gate, hidden, e->scratch);
+    float s = hsr_gate_score(e->gate, hidden);
     if (score) *score = s;
     return s > e->tau;
 }
@@ -310,75 +311,93 @@ static cJSON *trajectory_json(const sevo_sample *s, const trajectory_result *tr,
     return j;
 }
 
+/* collect's samples, rolled out in parallel by a policy_pool and taken in order. */
+typedef struct collect_ctx {
+    const sevo_dataset *ds;
+    int K, D;
+    trajectory_result *tr;            /* [POLICY_POOL_CHUNK] */
+    char (*text_answer)[TRACE_TEXT];  /* [POLICY_POOL_CHUNK] */
+    float *hid;                       /* [POLICY_POOL_CHUNK][K][D] */
+    rollouts *ro;
+    sevo_progress pr;
+} collect_ctx;
+
+static int collect_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err) {
+    collect_ctx *x = ctx;
+    const sevo_sample *s = &x->ds->samples[i];
+    if (!s->image)
+        return sevo_fail(err, "%s:%d: field 'image': missing (the gate trains on the model's reasoning about images)",
+                         x->ds->path, s->line);
+    if (policy_load_image(p, s->image, err))
+        return sevo_fail_prefix(err, "%s:%d: field 'image'", x->ds->path, s->line);
+    trajectory_result *tr = &x->tr[slot];
+    if (policy_trajectory(p, policy_image(p), s->question, x->K, x->hid + (size_t)slot * x->K * x->D, tr, err) ||
+        policy_text_answer(p, s->question, tr->perception, x->text_answer[slot], TRACE_TEXT, err))
+        return sevo_fail_prefix(err, "%s:%d", x->ds->path, s->line);
+    return 0;
+}
+
+static int collect_done(void *ctx, int i, int slot, sevo_error *err) {
+    collect_ctx *x = ctx;
+    rollouts *ro = x->ro;
+    const sevo_sample *s = &x->ds->samples[i];
+    const trajectory_result *tr = &x->tr[slot];
+    int r_visual = answer_correct(x->text_answer[slot], s->answer);
+    cJSON *j = trajectory_json(s, tr, r_visual, x->text_answer[slot]);
+    if (!j) return sevo_fail(err, "out of memory (trajectories)");
+    cJSON_AddItemToArray(ro->json, j);
+    if (tr->n_steps == 0) {
+        ro->skipped++; /* the model answered without reasoning: no step to gate */
+    } else {
+        traj *t = &ro->t[ro->n++];
+        *t = (traj){.first = ro->steps, .n_steps = tr->n_steps, .depth = s->depth, .r_visual = r_visual,
+                    .record = j};
+        memcpy(ro->feat + (size_t)ro->steps * x->D, x->hid + (size_t)slot * x->K * x->D,
+               (size_t)tr->n_steps * x->D * sizeof(float));
+        for (int k = 0; k < tr->n_steps; k++) ro->label[ro->steps + k] = answer_correct(tr->answers[k], s->answer);
+        ro->steps += tr->n_steps;
+    }
+    progress_update(&x->pr, i + 1, NULL);
+    return 0;
+}
+
 static int collect(const hsr_train_options *o, rollouts *ro, sevo_error *err) {
-    const int K = o->cfg->hsr_ee.max_reasoning_steps > TRACE_MAX_STEPS ? TRACE_MAX_STEPS
-                                                                       : o->cfg->hsr_ee.max_reasoning_steps;
+    collect_ctx x = {.K = o->cfg->hsr_ee.max_reasoning_steps > TRACE_MAX_STEPS ? TRACE_MAX_STEPS
+                                                                               : o->cfg->hsr_ee.max_reasoning_steps,
+                     .ro = ro};
     sevo_dataset ds = {0};
     vlm *m = NULL;
     sevo_tokenizer *tok = NULL;
-    vlm_policy *pol = NULL;
-    float *img = NULL, *hid = NULL;
+    policy_pool *pool = NULL;
     int rc = -1;
     if (checkpoint_load_model(o->model_path, &m, &tok, err)) return -1;
-    if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err) || policy_create(&pol, m, tok, &o->gen, err))
+    if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err) ||
+        policy_pool_create(&pool, m, tok, &o->gen, 0, err))
         goto done;
-    const vlm_config *c = vlm_get_config(m);
-    int D = ro->d = c->text.hidden_size;
+    x.ds = &ds;
+    x.D = ro->d = vlm_get_config(m)->text.hidden_size;
     int n = o->max_samples > 0 && o->max_samples < ds.n ? o->max_samples : ds.n;
-    img = sevo_malloc((size_t)c->num_channels * c->image_size * c->image_size * sizeof(float), "image", err);
-    hid = sevo_malloc((size_t)K * D * sizeof(float), "hidden states", err);
+    x.tr = sevo_malloc(POLICY_POOL_CHUNK * sizeof *x.tr, "trajectories", err);
+    x.text_answer = sevo_malloc(POLICY_POOL_CHUNK * sizeof *x.text_answer, "trajectories", err);
+    x.hid = sevo_malloc((size_t)POLICY_POOL_CHUNK * x.K * x.D * sizeof(float), "hidden states", err);
     ro->t = sevo_calloc((size_t)n + 1, sizeof *ro->t, "trajectories", err);
-    ro->feat = sevo_malloc(((size_t)n * K + 1) * D * sizeof(float), "trajectories", err);
-    ro->label = sevo_calloc((size_t)n * K + 1, sizeof(int), "trajectories", err);
-    ro->score = sevo_calloc((size_t)n * K + 1, sizeof(double), "trajectories", err);
+    ro->feat = sevo_malloc(((size_t)n * x.K + 1) * x.D * sizeof(float), "trajectories", err);
+    ro->label = sevo_calloc((size_t)n * x.K + 1, sizeof(int), "trajectories", err);
+    ro->score = sevo_calloc((size_t)n * x.K + 1, sizeof(double), "trajectories", err);
     ro->json = cJSON_CreateArray();
     if (!ro->json) sevo_fail(err, "out of memory (trajectories)");
-    if (!ro->json || !img || !hid || !ro->t || !ro->feat || !ro->label || !ro->score) goto done;
-    sevo_progress pr;
-    progress_start(&pr, stderr, "hsr-ee rollouts", n);
-    for (int i = 0; i < n; i++) {
-        const sevo_sample *s = &ds.samples[i];
-        if (!s->image) {
-            sevo_fail(err, "%s:%d: field 'image': missing (the gate trains on the model's reasoning about images)",
-                      ds.path, s->line);
-            goto done;
-        }
-        if (image_load(s->image, c->image_size, c->image_mean, c->image_std, img, err)) {
-            sevo_fail_prefix(err, "%s:%d: field 'image'", ds.path, s->line);
-            goto done;
-        }
-        trajectory_result tr;
-        char text_answer[TRACE_TEXT];
-        if (policy_trajectory(pol, img, s->question, K, hid, &tr, err) ||
-            policy_text_answer(pol, s->question, tr.perception, text_answer, sizeof text_answer, err)) {
-            sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
-            goto done;
-        }
-        int r_visual = answer_correct(text_answer, s->answer);
-        cJSON *j = trajectory_json(s, &tr, r_visual, text_answer);
-        if (!j) {
-            sevo_fail(err, "out of memory (trajectories)");
-            goto done;
-        }
-        cJSON_AddItemToArray(ro->json, j);
-        if (tr.n_steps == 0) {
-            ro->skipped++; /* the model answered without reasoning: no step to gate */
-        } else {
-            traj *t = &ro->t[ro->n++];
-            *t = (traj){.first = ro->steps, .n_steps = tr.n_steps, .depth = s->depth, .r_visual = r_visual,
-                        .record = j};
-            memcpy(ro->feat + (size_t)ro->steps * D, hid, (size_t)tr.n_steps * D * sizeof(float));
-            for (int k = 0; k < tr.n_steps; k++) ro->label[ro->steps + k] = answer_correct(tr.answers[k], s->answer);
-            ro->steps += tr.n_steps;
-        }
-        progress_update(&pr, i + 1, NULL);
-    }
-    progress_finish(&pr, NULL);
+    if (!ro->json || !x.tr || !x.text_answer || !x.hid || !ro->t || !ro->feat || !ro->label ||
+        !ro->score)
+        goto done;
+    progress_start(&x.pr, stderr, "hsr-ee rollouts", n);
+    if (policy_pool_run(pool, n, 0, collect_work, collect_done, &x, err)) goto done;
+    progress_finish(&x.pr, NULL);
     rc = 0;
 done:
-    free(img);
-    free(hid);
-    policy_free(pol);
+    free(x.tr);
+    free(x.text_answer);
+    free(x.hid);
+    policy_pool_free(pool);
     vlm_free(m);
     tokenizer_free(tok);
     dataset_free(&ds);

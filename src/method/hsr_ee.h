@@ -33,6 +33,9 @@
 #include "model/generate.h"
 
 #define HSR_GATE_DROPOUT 0.1f
+/* The widest hidden layer a gate may have: scoring keeps it on the stack (16 KiB), so
+ * that the exit rule needs no buffer of its own and runs on any generation thread. */
+#define HSR_GATE_MAX_HIDDEN 4096
 #define HSR_GATE_FILE "confidence_head.safetensors"
 
 typedef struct hsr_gate {
@@ -59,8 +62,8 @@ void hsr_gate_forward(const hsr_gate *g, const float *x, int n, float *act, floa
  * the forward; dropout_on says whether that forward used dropout. scratch: n*h floats. */
 void hsr_gate_backward(hsr_gate *g, const float *x, int n, const float *act, int dropout_on,
                        const float *dlogits, float *scratch);
-/* score = sigmoid(g_phi(hidden)) in inference mode. scratch: h floats. */
-float hsr_gate_score(const hsr_gate *g, const float *hidden, float *scratch);
+/* score = sigmoid(g_phi(hidden)) in inference mode. */
+float hsr_gate_score(const hsr_gate *g, const float *hidden);
 
 /* Written atomically. */
 int hsr_gate_save(const hsr_gate *g, const char *path, sevo_error *err);
@@ -69,11 +72,11 @@ int hsr_gate_save(const hsr_gate *g, const char *path, sevo_error *err);
 int hsr_gate_load(hsr_gate *g, const char *path, int expect_d, sevo_error *err);
 
 /* The exit rule at inference, as a step_gate_fn for policy_reason: ctx is an
- * hsr_gate_exit; exits when score > tau. */
+ * hsr_gate_exit; exits when score > tau. Reentrant (it writes nothing but *score), so
+ * samples generated in parallel share one rule. */
 typedef struct hsr_gate_exit {
     const hsr_gate *gate;
     float tau;
-    float *scratch; /* h floats */
 } hsr_gate_exit;
 int hsr_gate_step(void *ctx, int k, const float *hidden, float *score);
 

@@ -12,7 +12,6 @@
 #include "core/threads.h"
 #include "data/answer.h"
 #include "data/dataset.h"
-#include "data/image.h"
 #include "data/preferences.h"
 #include "model/checkpoint.h"
 
@@ -129,6 +128,69 @@ int ipr_stats_save(const ipr_stats *s, const char *path, sevo_error *err) {
     return rc;
 }
 
+/* ipr_run's samples, processed in parallel by a policy_pool and written in order. */
+typedef struct ipr_run_ctx {
+    const ipr_options *o;
+    const sevo_dataset *ds;
+    ipr_sample_result *result;  /* [POLICY_POOL_CHUNK] */
+    int *gt_valid;              /* [POLICY_POOL_CHUNK] the verifier on the ground truth; -1 none */
+    ipr_stats *stats;
+    FILE *pairs, *failed;       /* failed: NULL when discarded */
+    sevo_progress pr;
+} ipr_run_ctx;
+
+static int ipr_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err) {
+    ipr_run_ctx *x = ctx;
+    const sevo_sample *s = &x->ds->samples[i];
+    if (!s->image)
+        return sevo_fail(err, "%s:%d: field 'image': missing (IPR re-examines the image)", x->ds->path, s->line);
+    if (policy_load_image(p, s->image, err))
+        return sevo_fail_prefix(err, "%s:%d: field 'image'", x->ds->path, s->line);
+    if (ipr_process_sample(p, policy_image(p), s->question, s->answer, x->o->max_refinement,
+                           x->o->cfg->ipr.refinement_prompt_template, &x->result[slot], err))
+        return sevo_fail_prefix(err, "%s:%d", x->ds->path, s->line);
+    x->gt_valid[slot] = -1;
+    if (s->perception) {
+        /* greedy: the pairs are the same with or without this check */
+        char gt_answer[TRACE_TEXT];
+        if (perception_valid(p, s->question, s->perception, s->answer, gt_answer, &x->gt_valid[slot], err))
+            return sevo_fail_prefix(err, "%s:%d", x->ds->path, s->line);
+    }
+    return 0;
+}
+
+static int ipr_done(void *ctx, int i, int slot, sevo_error *err) {
+    ipr_run_ctx *x = ctx;
+    const sevo_sample *s = &x->ds->samples[i];
+    const ipr_sample_result *r = &x->result[slot];
+    char rel[4096];
+    ipr_stats_add(x->stats, r);
+    if (x->gt_valid[slot] >= 0) ipr_stats_add_verifier(x->stats, r, s->perception, x->gt_valid[slot]);
+    /* image paths relative to the output directory, so the set moves as a whole */
+    sevo_path_relative(rel, sizeof rel, x->o->output_dir, s->image);
+    if (r->outcome == IPR_REFINED &&
+        preference_write(x->pairs, rel, s->question, s->answer, r->refined, r->initial, r->iteration, err))
+        return -1;
+    if (r->outcome == IPR_FAILED && x->failed && !is_blank(r->initial)) {
+        cJSON *j = cJSON_CreateObject();
+        char *line = NULL;
+        if (j && cJSON_AddStringToObject(j, "image_path", rel) && cJSON_AddStringToObject(j, "question", s->question) &&
+            cJSON_AddStringToObject(j, "ground_truth", s->answer) &&
+            cJSON_AddStringToObject(j, "rejected", r->initial) &&
+            cJSON_AddStringToObject(j, "last_refinement", r->refined) &&
+            cJSON_AddNumberToObject(j, "iteration", x->o->max_refinement))
+            line = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!line) return sevo_fail(err, "out of memory (failed sample)");
+        fprintf(x->failed, "%s\n", line);
+        free(line);
+    }
+    char extra[96];
+    snprintf(extra, sizeof extra, "pairs %d  correct %d", x->stats->pairs_generated, x->stats->initially_correct);
+    progress_update(&x->pr, i + 1, extra);
+    return 0;
+}
+
 int ipr_run(const ipr_options *o, ipr_stats *stats, sevo_error *err) {
     const sevo_config *cfg = o->cfg;
     memset(stats, 0, sizeof *stats);
@@ -136,85 +198,34 @@ int ipr_run(const ipr_options *o, ipr_stats *stats, sevo_error *err) {
     sevo_dataset ds = {0};
     vlm *m = NULL;
     sevo_tokenizer *tok = NULL;
-    vlm_policy *pol = NULL;
-    float *img = NULL;
+    policy_pool *pool = NULL;
+    ipr_run_ctx x = {.o = o, .ds = &ds, .stats = stats};
     sevo_atomic_file pairs = {0}, failed = {0};
     int rc = -1, failed_open = 0;
-    char path[4096], rel[4096];
+    char path[4096];
     if (o->max_refinement < 0 || o->max_refinement > IPR_MAX_ITERATIONS)
         return sevo_fail(err, "--max_refinement %d: expected 0..%d", o->max_refinement, IPR_MAX_ITERATIONS);
     if (checkpoint_load_model(o->model_path, &m, &tok, err)) return -1;
-    if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err) || policy_create(&pol, m, tok, &o->gen, err))
+    if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err) ||
+        policy_pool_create(&pool, m, tok, &o->gen, 0, err))
         goto done;
-    const vlm_config *c = vlm_get_config(m);
-    if (!(img = sevo_malloc((size_t)c->num_channels * c->image_size * c->image_size * sizeof(float), "image", err)))
-        goto done;
+    x.result = sevo_malloc(POLICY_POOL_CHUNK * sizeof *x.result, "IPR results", err);
+    x.gt_valid = sevo_malloc(POLICY_POOL_CHUNK * sizeof *x.gt_valid, "IPR results", err);
+    if (!x.result || !x.gt_valid) goto done;
     if (sevo_mkdirs(o->output_dir, err)) goto done;
     sevo_path_join(path, sizeof path, o->output_dir, "preferences.jsonl");
     if (sevo_atomic_open(&pairs, path, err)) goto done;
+    x.pairs = pairs.f;
     if (!cfg->ipr.discard_failed_samples) {
         sevo_path_join(path, sizeof path, o->output_dir, "failed_samples.jsonl");
         if (sevo_atomic_open(&failed, path, err)) goto done;
         failed_open = 1;
+        x.failed = failed.f;
     }
     int n = o->max_samples > 0 && o->max_samples < ds.n ? o->max_samples : ds.n;
-    sevo_progress pr;
-    progress_start(&pr, stderr, "ipr", n);
-    for (int i = 0; i < n; i++) {
-        const sevo_sample *s = &ds.samples[i];
-        if (!s->image) {
-            sevo_fail(err, "%s:%d: field 'image': missing (IPR re-examines the image)", ds.path, s->line);
-            goto done;
-        }
-        if (image_load(s->image, c->image_size, c->image_mean, c->image_std, img, err)) {
-            sevo_fail_prefix(err, "%s:%d: field 'image'", ds.path, s->line);
-            goto done;
-        }
-        ipr_sample_result r;
-        if (ipr_process_sample(pol, img, s->question, s->answer, o->max_refinement,
-                               cfg->ipr.refinement_prompt_template, &r, err)) {
-            sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
-            goto done;
-        }
-        ipr_stats_add(stats, &r);
-        if (s->perception) {
-            /* greedy and off the sampling stream: the pairs are the same with or without it */
-            char gt_answer[TRACE_TEXT];
-            int gt_valid;
-            if (perception_valid(pol, s->question, s->perception, s->answer, gt_answer, &gt_valid, err)) {
-                sevo_fail_prefix(err, "%s:%d", ds.path, s->line);
-                goto done;
-            }
-            ipr_stats_add_verifier(stats, &r, s->perception, gt_valid);
-        }
-        /* image paths relative to the output directory, so the set moves as a whole */
-        sevo_path_relative(rel, sizeof rel, o->output_dir, s->image);
-        if (r.outcome == IPR_REFINED &&
-            preference_write(pairs.f, rel, s->question, s->answer, r.refined, r.initial, r.iteration, err))
-            goto done;
-        if (r.outcome == IPR_FAILED && failed_open && !is_blank(r.initial)) {
-            cJSON *j = cJSON_CreateObject();
-            char *line = NULL;
-            if (j && cJSON_AddStringToObject(j, "image_path", rel) &&
-                cJSON_AddStringToObject(j, "question", s->question) &&
-                cJSON_AddStringToObject(j, "ground_truth", s->answer) &&
-                cJSON_AddStringToObject(j, "rejected", r.initial) &&
-                cJSON_AddStringToObject(j, "last_refinement", r.refined) &&
-                cJSON_AddNumberToObject(j, "iteration", o->max_refinement))
-                line = cJSON_PrintUnformatted(j);
-            cJSON_Delete(j);
-            if (!line) {
-                sevo_fail(err, "out of memory (failed sample)");
-                goto done;
-            }
-            fprintf(failed.f, "%s\n", line);
-            free(line);
-        }
-        char extra[96];
-        snprintf(extra, sizeof extra, "pairs %d  correct %d", stats->pairs_generated, stats->initially_correct);
-        progress_update(&pr, i + 1, extra);
-    }
-    progress_finish(&pr, NULL);
+    progress_start(&x.pr, stderr, "ipr", n);
+    if (policy_pool_run(pool, n, 0, ipr_work, ipr_done, &x, err)) goto done;
+    progress_finish(&x.pr, NULL);
     /* stats last: its presence says the set is complete */
     if (sevo_atomic_commit(&pairs, err) || (failed_open && sevo_atomic_commit(&failed, err))) goto done;
     failed_open = 0;
@@ -226,8 +237,9 @@ done:
         if (pairs.f) sevo_atomic_abort(&pairs);
         if (failed_open && failed.f) sevo_atomic_abort(&failed);
     }
-    free(img);
-    policy_free(pol);
+    free(x.result);
+    free(x.gt_valid);
+    policy_pool_free(pool);
     vlm_free(m);
     tokenizer_free(tok);
     dataset_free(&ds);

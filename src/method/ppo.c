@@ -79,44 +79,75 @@ static int add_trace(example_set *es, const prompt_ids *p, const sevo_tokenizer 
     return example_set_add(es, q, image, max_len, err);
 }
 
-/* Samples one trace per prompt of the round with policy m and scores it with r_ans. */
-static int collect_rollouts(ppo_ctx *x, const sevo_dataset *ds, int first, int n, vlm *m, const sevo_tokenizer *tok,
-                            const gen_options *gen, int K, sevo_error *err) {
-    const vlm_config *c = vlm_get_config(m);
-    vlm_policy *pol = NULL;
+/* collect_rollouts' traces, sampled in parallel by a policy_pool and added in order. */
+typedef struct rollout_ctx {
+    ppo_ctx *x;
+    const sevo_dataset *ds;
+    const sevo_tokenizer *tok;
     prompt_ids p;
-    if (prompt_ids_resolve(&p, tok, err) || policy_create(&pol, m, tok, gen, err)) return -1;
-    int P = vlm_config_num_patches(c), rc = 0, correct = 0;
+    int first, K, num_patches, max_len, correct;
+    int *image;           /* [n] the rollout's image in x->es */
+    trace_result *trace;  /* [POLICY_POOL_CHUNK] */
     tokseq q;
-    tokseq_init(&q);
     sevo_progress pr;
-    progress_start(&pr, stderr, "ppo rollouts", n);
-    for (int i = 0; i < n && !rc; i++) {
+} rollout_ctx;
+
+static int rollout_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err) {
+    rollout_ctx *r = ctx;
+    const sevo_sample *s = &r->ds->samples[(r->first + i) % r->ds->n];
+    return policy_reason(p, r->x->es.images + (size_t)r->image[i] * r->x->es.image_floats, s->question, r->K, NULL,
+                         NULL, &r->trace[slot], err);
+}
+
+static int rollout_done(void *ctx, int i, int slot, sevo_error *err) {
+    rollout_ctx *r = ctx;
+    const sevo_sample *s = &r->ds->samples[(r->first + i) % r->ds->n];
+    if (add_trace(&r->x->es, &r->p, r->tok, r->num_patches, s->question, &r->trace[slot], r->image[i], r->max_len,
+                  &r->q, err))
+        return -1;
+    r->x->reward[i] = (float)answer_correct(r->trace[slot].answer, s->answer);
+    r->correct += r->x->reward[i] > 0;
+    char extra[48];
+    snprintf(extra, sizeof extra, "reward %.3f", (double)r->correct / (i + 1));
+    progress_update(&r->pr, i + 1, extra);
+    return 0;
+}
+
+/* Samples one trace per prompt of the round with policy m and scores it with r_ans.
+ * Rollout i samples from stream stream0 + i, so that every round draws afresh. */
+static int collect_rollouts(ppo_ctx *x, const sevo_dataset *ds, int first, int n, uint64_t stream0, vlm *m,
+                            const sevo_tokenizer *tok, const gen_options *gen, int K, sevo_error *err) {
+    const vlm_config *c = vlm_get_config(m);
+    rollout_ctx r = {.x = x, .ds = ds, .tok = tok, .first = first, .K = K, .num_patches = vlm_config_num_patches(c),
+                     .max_len = c->max_position_embeddings};
+    policy_pool *pool = NULL;
+    int rc = -1;
+    tokseq_init(&r.q);
+    r.image = sevo_malloc((size_t)(n > 0 ? n : 1) * sizeof *r.image, "rollouts", err);
+    r.trace = sevo_malloc(POLICY_POOL_CHUNK * sizeof *r.trace, "rollouts", err);
+    if (!r.image || !r.trace || prompt_ids_resolve(&r.p, tok, err)) goto done;
+    /* the images first, on this thread: the example set grows as they are added */
+    for (int i = 0; i < n; i++) {
         const sevo_sample *s = &ds->samples[(first + i) % ds->n];
-        int img;
-        trace_result tr;
         if (!s->image) {
-            rc = sevo_fail(err, "%s:%d: field 'image': missing (rollouts are conditioned on the image)", ds->path,
-                           s->line);
-            break;
+            sevo_fail(err, "%s:%d: field 'image': missing (rollouts are conditioned on the image)", ds->path, s->line);
+            goto done;
         }
-        if (example_set_image(&x->es, s->image, c, &img, err)) {
-            rc = sevo_fail_prefix(err, "%s:%d: field 'image'", ds->path, s->line);
-            break;
+        if (example_set_image(&x->es, s->image, c, &r.image[i], err)) {
+            sevo_fail_prefix(err, "%s:%d: field 'image'", ds->path, s->line);
+            goto done;
         }
-        rc = policy_reason(pol, x->es.images + (size_t)img * x->es.image_floats, s->question, K, NULL, NULL, &tr,
-                           err) ||
-             add_trace(&x->es, &p, tok, P, s->question, &tr, img, c->max_position_embeddings, &q, err);
-        if (rc) break;
-        x->reward[i] = (float)answer_correct(tr.answer, s->answer);
-        correct += x->reward[i] > 0;
-        char extra[48];
-        snprintf(extra, sizeof extra, "reward %.3f", (double)correct / (i + 1));
-        progress_update(&pr, i + 1, extra);
     }
-    progress_finish(&pr, NULL);
-    tokseq_free(&q);
-    policy_free(pol);
+    if (policy_pool_create(&pool, m, tok, gen, 0, err)) goto done;
+    progress_start(&r.pr, stderr, "ppo rollouts", n);
+    if (policy_pool_run(pool, n, stream0, rollout_work, rollout_done, &r, err)) goto done;
+    progress_finish(&r.pr, NULL);
+    rc = 0;
+done:
+    policy_pool_free(pool);
+    tokseq_free(&r.q);
+    free(r.image);
+    free(r.trace);
     return rc;
 }
 
@@ -238,7 +269,7 @@ static int ppo_round(const ppo_options *o, const sevo_dataset *ds, vlm *ref, con
     gen.top_p = h->top_p;
     gen.seed = (uint64_t)cfg->seed + (uint64_t)round;
     if (o->verbose) printf("ppo: round %d: %d rollouts from %s\n", round + 1, n, start_dir);
-    if (collect_rollouts(&x, ds, (int)(((long long)round * n) % ds->n), n, m, tok, &gen,
+    if (collect_rollouts(&x, ds, (int)(((long long)round * n) % ds->n), n, (uint64_t)round * n, m, tok, &gen,
                          cfg->hsr_ee.max_reasoning_steps, err))
         goto done;
     x.mean_reward = ppo_advantages(x.reward, n, x.advantage);

@@ -1,9 +1,13 @@
 /* generate.c: token sampling and the sub-policies as text-in, text-out functions. */
 #include "model/generate.h"
 
+#include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "data/image.h"
 
 void gen_options_default(gen_options *o) {
     o->temperature = 0.0f;
@@ -71,6 +75,7 @@ struct vlm_policy {
     sevo_rng rng;
     float *scratch;
     float *logits; /* the session's logits with the banned tokens masked */
+    float *image;  /* [C,S,S] policy_image */
     tokseq seq;
     int *gen;
     int num_patches;
@@ -91,7 +96,8 @@ int policy_create(vlm_policy **out, vlm *m, const sevo_tokenizer *tok, const gen
     p->scratch = sevo_malloc((size_t)c->vocab_size * 2 * sizeof(float), "sampling scratch", err);
     p->logits = sevo_malloc((size_t)c->vocab_size * sizeof(float), "sampling logits", err);
     p->gen = sevo_malloc((size_t)c->max_position_embeddings * sizeof(int), "generation buffer", err);
-    if (!p->scratch || !p->logits || !p->gen || prompt_ids_resolve(&p->ids, tok, err) ||
+    p->image = sevo_calloc((size_t)c->num_channels * c->image_size * c->image_size, sizeof(float), "image", err);
+    if (!p->scratch || !p->logits || !p->gen || !p->image || prompt_ids_resolve(&p->ids, tok, err) ||
         vlm_session_create(&p->s, m, c->max_position_embeddings, err)) {
         policy_free(p);
         return -1;
@@ -106,6 +112,7 @@ void policy_free(vlm_policy *p) {
     free(p->scratch);
     free(p->logits);
     free(p->gen);
+    free(p->image);
     tokseq_free(&p->seq);
     free(p);
 }
@@ -116,6 +123,17 @@ void policy_set_options(vlm_policy *p, const gen_options *o) {
     p->opt = *o;
     sevo_rng_seed(&p->rng, o->seed, 0x9e4);
 }
+
+float *policy_image(vlm_policy *p) { return p->image; }
+
+int policy_load_image(vlm_policy *p, const char *path, sevo_error *err) {
+    const vlm_config *c = vlm_get_config(p->m);
+    return image_load(path, c->image_size, c->image_mean, c->image_std, p->image, err);
+}
+
+/* Restarts p's sampling stream at (its seed, 0x9e4 + stream): a pool's sample i draws
+ * from stream i whatever was sampled before it; stream 0 is also policy_create's. */
+static void policy_seed_stream(vlm_policy *p, uint64_t stream) { sevo_rng_seed(&p->rng, p->opt.seed, 0x9e4 + stream); }
 
 static int is_stop(int id, const int *stops, int n_stops) {
     for (int i = 0; i < n_stops; i++)
@@ -284,4 +302,73 @@ int policy_reason(vlm_policy *p, const float *image, const char *question, int m
     if (gen_perception(p, r->perception, sizeof r->perception, &stop, &r->tokens_generated, err))
         return -1;
     return reason_and_answer(p, stop, max_steps, gate, gate_ctx, r, err);
+}
+
+struct policy_pool {
+    int n;
+    vlm_policy **p;   /* [n] */
+    sevo_error *errs; /* [n] each thread's last error */
+};
+
+int policy_pool_create(policy_pool **out, vlm *m, const sevo_tokenizer *tok, const gen_options *o, int threads,
+                       sevo_error *err) {
+    *out = NULL;
+    if (threads <= 0) threads = omp_get_max_threads();
+    policy_pool *pp = sevo_calloc(1, sizeof *pp, "policy pool", err);
+    if (!pp) return -1;
+    pp->p = sevo_calloc((size_t)threads, sizeof *pp->p, "policy pool", err);
+    pp->errs = sevo_calloc((size_t)threads, sizeof *pp->errs, "policy pool", err);
+    if (!pp->p || !pp->errs) {
+        policy_pool_free(pp);
+        return -1;
+    }
+    for (; pp->n < threads; pp->n++)
+        if (policy_create(&pp->p[pp->n], m, tok, o, err)) {
+            policy_pool_free(pp);
+            return -1;
+        }
+    *out = pp;
+    return 0;
+}
+
+void policy_pool_free(policy_pool *pp) {
+    if (!pp) return;
+    for (int t = 0; pp->p && t < pp->n; t++) policy_free(pp->p[t]);
+    free(pp->p);
+    free(pp->errs);
+    free(pp);
+}
+
+int policy_pool_threads(const policy_pool *pp) { return pp->n; }
+vlm *policy_pool_model(const policy_pool *pp) { return pp->p[0]->m; }
+
+int policy_pool_run(policy_pool *pp, int n, uint64_t stream0, policy_work_fn work, policy_done_fn done, void *ctx,
+                    sevo_error *err) {
+    for (int c0 = 0; c0 < n; c0 += POLICY_POOL_CHUNK) {
+        const int c1 = n - c0 > POLICY_POOL_CHUNK ? c0 + POLICY_POOL_CHUNK : n;
+        int failed = INT_MAX; /* the lowest i whose work failed */
+        /* dynamic: samples differ in length (a refinement, more steps); in order, so
+         * that once i failed every lower one has been started and finishes */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(pp->n)
+        for (int i = c0; i < c1; i++) {
+            int lowest;
+#pragma omp atomic read
+            lowest = failed;
+            if (i > lowest) continue;
+            const int t = omp_get_thread_num();
+            policy_seed_stream(pp->p[t], stream0 + (uint64_t)i);
+            if (work(ctx, pp->p[t], i, i - c0, &pp->errs[t])) {
+#pragma omp critical(policy_pool_failure)
+                if (i < failed) {
+                    failed = i;
+                    if (err) *err = pp->errs[t];
+                }
+            }
+        }
+        const int ok_end = failed < c1 ? failed : c1;
+        for (int i = c0; i < ok_end; i++)
+            if (done(ctx, i, i - c0, err)) return -1;
+        if (failed != INT_MAX) return -1;
+    }
+    return 0;
 }

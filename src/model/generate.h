@@ -58,6 +58,11 @@ void policy_free(vlm_policy *p);
 const prompt_ids *policy_ids(const vlm_policy *p);
 vlm *policy_model(const vlm_policy *p);
 void policy_set_options(vlm_policy *p, const gen_options *o);
+/* The policy's own image buffer: normalised pixels [C,S,S] of its model's image size. */
+float *policy_image(vlm_policy *p);
+/* Decodes, resizes and normalises an image file into policy_image(p); on failure err
+ * names the file. */
+int policy_load_image(vlm_policy *p, const char *path, sevo_error *err);
 
 /* image: normalised pixels [C,S,S] of the model's image size. */
 int policy_perceive(vlm_policy *p, const float *image, const char *question, char *out, size_t n,
@@ -89,5 +94,36 @@ typedef struct trajectory_result {
  * the final hidden state of step k's last token (what the gate sees at inference). */
 int policy_trajectory(vlm_policy *p, const float *image, const char *question, int max_steps,
                       float *hidden, trajectory_result *r, sevo_error *err);
+
+/* ---- Many samples at once ----
+ *
+ * A policy_pool holds one policy per thread over the same model (its weights are only
+ * read; each policy owns its session, KV cache and sampling state) and runs independent
+ * samples in parallel, one per thread, each single-threaded inside. Why: generating
+ * one token of a small model is a chain of small products and row loops, where the
+ * second thread helps little (1.2-1.3x at the tiny size); two samples side by side
+ * keep both cores busy. For the large models, where one sequence is bound by reading
+ * the weights, it costs nothing either.
+ *
+ * policy_pool_run calls work(ctx, p, i, slot, err) for every i in [0, n) in parallel,
+ * and then done(ctx, i, slot, err) for each i in order, on one thread, in chunks of
+ * POLICY_POOL_CHUNK samples: slot = i % POLICY_POOL_CHUNK names the caller's result
+ * buffer for sample i; p is the running thread's policy (policy_image(p) its image
+ * buffer). Before work, p's sampling stream is restarted at stream stream0 + i, so the
+ * results are the same for every thread count and order. On failure the error reported is the
+ * one of the lowest failing i (work's or done's), as a loop in order would report. */
+#define POLICY_POOL_CHUNK 64
+typedef struct policy_pool policy_pool;
+typedef int (*policy_work_fn)(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err);
+typedef int (*policy_done_fn)(void *ctx, int i, int slot, sevo_error *err);
+
+/* threads <= 0: omp_get_max_threads(). */
+int policy_pool_create(policy_pool **out, vlm *m, const sevo_tokenizer *tok, const gen_options *o, int threads,
+                       sevo_error *err);
+void policy_pool_free(policy_pool *pp);
+int policy_pool_threads(const policy_pool *pp);
+vlm *policy_pool_model(const policy_pool *pp);
+int policy_pool_run(policy_pool *pp, int n, uint64_t stream0, policy_work_fn work, policy_done_fn done, void *ctx,
+                    sevo_error *err);
 
 #endif

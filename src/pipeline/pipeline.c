@@ -146,19 +146,13 @@ static int eval_stage(const pipeline_options *o, const char *stage, const char *
     sevo_path_join(cpath, sizeof cpath, cfg->sft_output_dir, "config.json");
     if (vlm_config_load(&c, cpath, err) || hsr_gate_load(&gate, path, c.text.hidden_size, err))
         return sevo_fail_prefix(err, "%s", label);
-    float *scratch = sevo_malloc((size_t)gate.h * sizeof(float), "gate", err);
-    if (!scratch) {
-        hsr_gate_release(&gate);
-        return -1;
-    }
-    hsr_gate_exit rule = {.gate = &gate, .tau = hsr_gate_tau(&gate), .scratch = scratch};
+    hsr_gate_exit rule = {.gate = &gate, .tau = hsr_gate_tau(&gate)};
     eo.gate = hsr_gate_step;
     eo.gate_ctx = &rule;
     eval_model_eval models[2];
     if (o->verbose) printf("[%s] %s%s%s on %s -> %s\n", stage, names[0], n > 1 ? " and " : "", n > 1 ? names[1] : "",
                            cfg->data_dir, dir);
     int bad = stage_mark(dir, fp, 0, err) || eval_run(&eo, models, table, err) || stage_mark(dir, fp, 1, err);
-    free(scratch);
     hsr_gate_release(&gate);
     return bad ? sevo_fail_prefix(err, "%s", label) : 0;
 }

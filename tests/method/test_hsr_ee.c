@@ -178,14 +178,20 @@ static void test_exit_rule(void **state) {
     hsr_gate g;
     sevo_error err;
     assert_int_equal(hsr_gate_init(&g, 8, 4, 0.5f, 2, &err), 0);
-    float hidden[8] = {1, -1, 2, 0.5f, 0, 3, -2, 1}, scratch[4], score;
-    float s = hsr_gate_score(&g, hidden, scratch);
-    hsr_gate_exit rule = {.gate = &g, .tau = s - 1e-4f, .scratch = scratch};
+    float hidden[8] = {1, -1, 2, 0.5f, 0, 3, -2, 1}, score;
+    float s = hsr_gate_score(&g, hidden);
+    hsr_gate_exit rule = {.gate = &g, .tau = s - 1e-4f};
     assert_int_equal(hsr_gate_step(&rule, 1, hidden, &score), 1);
     assert_true(score == s);
     rule.tau = s; /* exit needs score > tau */
     assert_int_equal(hsr_gate_step(&rule, 1, hidden, &score), 0);
     hsr_gate_release(&g);
+    /* the widest gate scoring keeps on its stack, and no wider */
+    assert_int_equal(hsr_gate_init(&g, 8, HSR_GATE_MAX_HIDDEN, 0.5f, 2, &err), 0);
+    assert_true(hsr_gate_score(&g, hidden) > 0.0f);
+    hsr_gate_release(&g);
+    assert_int_not_equal(hsr_gate_init(&g, 8, HSR_GATE_MAX_HIDDEN + 1, 0.5f, 2, &err), 0);
+    assert_non_null(strstr(err.msg, "h in 1..4096"));
 }
 
 /* Records what the gate sees at each step, and never exits. */

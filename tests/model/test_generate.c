@@ -1,0 +1,265 @@
+/* test_generate.c: the policy pool, which generates many samples in parallel. Greedy
+ * traces from the pool equal those of one policy run sample by sample; sampled traces
+ * are the same for one thread and for two (each sample draws from its own stream) and
+ * do differ from the greedy ones; work runs once per sample, done once per sample in
+ * order across chunk boundaries; and a failure reports the lowest failing sample, as a
+ * loop in order would, after done has seen every sample before it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/fsutil.h"
+#include "data/dataset.h"
+#include "data/image.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
+#include "../test_world.h"
+
+#define N_SAMPLES 40
+
+static char g_dir[64];
+static vlm *g_m;
+static sevo_tokenizer *g_tok;
+static sevo_dataset g_ds;
+static float *g_images; /* [N_SAMPLES] images, loaded once */
+static size_t g_floats;
+
+static int setup(void **state) {
+    (void)state;
+    char path[128];
+    sevo_error err;
+    /* one short epoch: the model only has to produce traces of varied length */
+    if (test_world_setup(g_dir, sizeof g_dir, "gen", 40, N_SAMPLES, 2)) return -1;
+    snprintf(path, sizeof path, "%s/sft", g_dir);
+    if (checkpoint_load_model(path, &g_m, &g_tok, &err)) return -1;
+    snprintf(path, sizeof path, "%s/data/test.jsonl", g_dir);
+    if (dataset_load_jsonl(&g_ds, path, 0, &err) || g_ds.n != N_SAMPLES) return -1;
+    const vlm_config *c = vlm_get_config(g_m);
+    g_floats = (size_t)c->num_channels * c->image_size * c->image_size;
+    if (!(g_images = malloc(N_SAMPLES * g_floats * sizeof(float)))) return -1;
+    for (int i = 0; i < N_SAMPLES; i++)
+        if (image_load(g_ds.samples[i].image, c->image_size, c->image_mean, c->image_std, g_images + i * g_floats,
+                       &err))
+            return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    free(g_images);
+    dataset_free(&g_ds);
+    vlm_free(g_m);
+    tokenizer_free(g_tok);
+    sevo_remove_tree(g_dir);
+    return 0;
+}
+
+/* ---- traces ---- */
+
+typedef struct trace_ctx {
+    trace_result *out; /* [N_SAMPLES]: the pool writes slot results here in done */
+    trace_result *slot;
+    int done_next;     /* done must come in order */
+} trace_ctx;
+
+static int trace_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err) {
+    trace_ctx *x = ctx;
+    return policy_reason(p, g_images + (size_t)i * g_floats, g_ds.samples[i].question, 4, NULL, NULL, &x->slot[slot],
+                         err);
+}
+
+static int trace_done(void *ctx, int i, int slot, sevo_error *err) {
+    (void)err;
+    trace_ctx *x = ctx;
+    assert_int_equal(i, x->done_next++);
+    x->out[i] = x->slot[slot];
+    return 0;
+}
+
+static void pool_traces(const gen_options *go, int threads, trace_result *out) {
+    sevo_error err;
+    policy_pool *pool;
+    assert_int_equal(policy_pool_create(&pool, g_m, g_tok, go, threads, &err), 0);
+    assert_int_equal(policy_pool_threads(pool), threads);
+    trace_ctx x = {.out = out, .slot = malloc(POLICY_POOL_CHUNK * sizeof(trace_result))};
+    assert_non_null(x.slot);
+    assert_int_equal(policy_pool_run(pool, N_SAMPLES, 0, trace_work, trace_done, &x, &err), 0);
+    assert_int_equal(x.done_next, N_SAMPLES);
+    free(x.slot);
+    policy_pool_free(pool);
+}
+
+static int same_trace(const trace_result *a, const trace_result *b) {
+    if (strcmp(a->perception, b->perception) || strcmp(a->answer, b->answer) || a->n_steps != b->n_steps ||
+        a->tokens_generated != b->tokens_generated || a->exit_type != b->exit_type)
+        return 0;
+    for (int k = 0; k < a->n_steps; k++)
+        if (strcmp(a->steps[k], b->steps[k])) return 0;
+    return 1;
+}
+
+/* Short generations: the briefly trained model often runs to the token budget. */
+static void short_options(gen_options *go) {
+    gen_options_default(go);
+    go->max_new_tokens = 16;
+}
+
+static void test_greedy_pool_matches_one_policy(void **state) {
+    (void)state;
+    gen_options go;
+    short_options(&go);
+    trace_result *want = malloc(N_SAMPLES * sizeof *want), *got = malloc(N_SAMPLES * sizeof *got);
+    assert_true(want && got);
+    vlm_policy *pol;
+    sevo_error err;
+    assert_int_equal(policy_create(&pol, g_m, g_tok, &go, &err), 0);
+    for (int i = 0; i < N_SAMPLES; i++)
+        assert_int_equal(policy_reason(pol, g_images + (size_t)i * g_floats, g_ds.samples[i].question, 4, NULL, NULL,
+                                       &want[i], &err),
+                         0);
+    policy_free(pol);
+    for (int threads = 1; threads <= 2; threads++) {
+        pool_traces(&go, threads, got);
+        for (int i = 0; i < N_SAMPLES; i++) assert_true(same_trace(&want[i], &got[i]));
+    }
+    free(want);
+    free(got);
+}
+
+static void test_sampled_pool_same_for_any_thread_count(void **state) {
+    (void)state;
+    gen_options greedy, sampled;
+    short_options(&greedy);
+    sampled = greedy;
+    sampled.temperature = 1.0f;
+    sampled.seed = 11;
+    trace_result *g = malloc(N_SAMPLES * sizeof *g), *one = malloc(N_SAMPLES * sizeof *one),
+                 *two = malloc(N_SAMPLES * sizeof *two);
+    assert_true(g && one && two);
+    pool_traces(&greedy, 2, g);
+    pool_traces(&sampled, 1, one);
+    pool_traces(&sampled, 2, two);
+    int differ = 0;
+    for (int i = 0; i < N_SAMPLES; i++) {
+        assert_true(same_trace(&one[i], &two[i]));
+        differ += !same_trace(&one[i], &g[i]);
+    }
+    /* the comparison means something only if sampling changed traces */
+    assert_true(differ > N_SAMPLES / 4);
+    /* another seed, other draws */
+    sampled.seed = 12;
+    pool_traces(&sampled, 2, g);
+    differ = 0;
+    for (int i = 0; i < N_SAMPLES; i++) differ += !same_trace(&one[i], &g[i]);
+    assert_true(differ > N_SAMPLES / 4);
+    free(g);
+    free(one);
+    free(two);
+}
+
+/* ---- scheduling and failure ---- */
+
+#define N_CALLS 200
+
+typedef struct count_ctx {
+    int threads;
+    int work_calls[N_CALLS];
+    int done_order[N_CALLS], n_done;
+    int fail_work[3];  /* samples whose work fails (-1: none) */
+    int fail_done;     /* the sample whose done fails (-1: none) */
+    int bad_args;      /* work saw no policy or a wrong slot (cmocka cannot assert off the main thread) */
+} count_ctx;
+
+static int count_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err) {
+    count_ctx *x = ctx;
+    if (!p || slot != i % POLICY_POOL_CHUNK) {
+#pragma omp atomic write
+        x->bad_args = 1;
+    }
+#pragma omp atomic
+    x->work_calls[i]++;
+    for (int k = 0; k < 3; k++)
+        if (i == x->fail_work[k]) return sevo_fail(err, "work failed at %d", i);
+    return 0;
+}
+
+static int count_done(void *ctx, int i, int slot, sevo_error *err) {
+    count_ctx *x = ctx;
+    assert_int_equal(slot, i % POLICY_POOL_CHUNK);
+    x->done_order[x->n_done++] = i;
+    return i == x->fail_done ? sevo_fail(err, "done failed at %d", i) : 0;
+}
+
+static int run_counting(count_ctx *x, sevo_error *err) {
+    gen_options go;
+    gen_options_default(&go);
+    policy_pool *pool;
+    assert_int_equal(policy_pool_create(&pool, g_m, g_tok, &go, x->threads, err), 0);
+    int rc = policy_pool_run(pool, N_CALLS, 0, count_work, count_done, x, err);
+    policy_pool_free(pool);
+    assert_int_equal(x->bad_args, 0);
+    return rc;
+}
+
+static void test_every_sample_once_done_in_order(void **state) {
+    (void)state;
+    for (int threads = 1; threads <= 2; threads++) {
+        count_ctx *x = calloc(1, sizeof *x);
+        assert_non_null(x);
+        x->threads = threads;
+        x->fail_work[0] = x->fail_work[1] = x->fail_work[2] = x->fail_done = -1;
+        sevo_error err;
+        assert_int_equal(run_counting(x, &err), 0);
+        assert_int_equal(x->n_done, N_CALLS);
+        for (int i = 0; i < N_CALLS; i++) {
+            assert_int_equal(x->work_calls[i], 1);
+            assert_int_equal(x->done_order[i], i);
+        }
+        free(x);
+    }
+}
+
+static void test_failure_reports_lowest_sample(void **state) {
+    (void)state;
+    for (int threads = 1; threads <= 2; threads++) {
+        count_ctx *x = calloc(1, sizeof *x);
+        assert_non_null(x);
+        x->threads = threads;
+        /* three failures in the second chunk, the highest started first in the list */
+        x->fail_work[0] = 120, x->fail_work[1] = 97, x->fail_work[2] = 101;
+        x->fail_done = -1;
+        sevo_error err;
+        assert_int_not_equal(run_counting(x, &err), 0);
+        assert_string_equal(err.msg, "work failed at 97");
+        /* done saw exactly the samples before the failure, in order */
+        assert_int_equal(x->n_done, 97);
+        for (int i = 0; i < 97; i++) assert_int_equal(x->done_order[i], i);
+        /* nothing after the chunk of the failure was started */
+        for (int i = 2 * POLICY_POOL_CHUNK; i < N_CALLS; i++) assert_int_equal(x->work_calls[i], 0);
+        /* a failing done stops the run where it fails */
+        memset(x, 0, sizeof *x);
+        x->threads = threads;
+        x->fail_work[0] = 150, x->fail_work[1] = x->fail_work[2] = -1;
+        x->fail_done = 30;
+        assert_int_not_equal(run_counting(x, &err), 0);
+        assert_string_equal(err.msg, "done failed at 30");
+        assert_int_equal(x->n_done, 31);
+        for (int i = POLICY_POOL_CHUNK; i < N_CALLS; i++) assert_int_equal(x->work_calls[i], 0);
+        free(x);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_greedy_pool_matches_one_policy),
+        cmocka_unit_test(test_sampled_pool_same_for_any_thread_count),
+        cmocka_unit_test(test_every_sample_once_done_in_order),
+        cmocka_unit_test(test_failure_reports_lowest_sample),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
