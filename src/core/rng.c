@@ -12,6 +12,19 @@ void sevo_rng_seed(sevo_rng *r, uint64_t seed, uint64_t stream) {
     (void)sevo_rng_u32(r);
 }
 
+/* SplitMix64 finaliser (Steele, Lea & Flood): a bijection that spreads nearby inputs
+ * over the whole 64-bit space. */
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+void sevo_rng_seed_keyed(sevo_rng *r, uint64_t seed, uint64_t key, uint64_t stream) {
+    sevo_rng_seed(r, splitmix64(seed ^ splitmix64(key)), stream);
+}
+
 uint32_t sevo_rng_u32(sevo_rng *r) {
     uint64_t old = r->state;
     r->state = old * 6364136223846793005ULL + r->inc;

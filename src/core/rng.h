@@ -12,6 +12,10 @@ typedef struct sevo_rng {
 } sevo_rng;
 
 void sevo_rng_seed(sevo_rng *r, uint64_t seed, uint64_t stream);
+/* One generator of a family indexed by key (a sample's index): seeded with seed and key
+ * mixed by SplitMix64's finaliser, so that nearby keys give unrelated generators
+ * (nearby PCG streams alone are correlated). */
+void sevo_rng_seed_keyed(sevo_rng *r, uint64_t seed, uint64_t key, uint64_t stream);
 uint32_t sevo_rng_u32(sevo_rng *r);
 /* Uniform in [0, 1) with 24 bits of precision (exactly representable as float). */
 float sevo_rng_uniform(sevo_rng *r);

@@ -551,18 +551,10 @@ enum {
 enum { POPE_RANDOM, POPE_POPULAR, POPE_ADVERSARIAL, NUM_POPE };
 static const char *const k_pope_names[NUM_POPE] = {"random", "popular", "adversarial"};
 
-/* SplitMix64 finaliser: spreads (seed, purpose, index) over the whole seed space, so
- * that nearby indices give unrelated generators. */
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-
+/* The generator of one (purpose, index): nearby indices give unrelated generators. */
 static void sample_rng(sevo_rng *r, uint64_t seed, int purpose, int index) {
     uint64_t key = ((uint64_t)(unsigned)purpose << 40) ^ (uint64_t)(unsigned)index;
-    sevo_rng_seed(r, splitmix64(seed ^ splitmix64(key)), (uint64_t)(unsigned)purpose);
+    sevo_rng_seed_keyed(r, seed, key, (uint64_t)(unsigned)purpose);
 }
 
 void synth_options_default(synth_options *o) {

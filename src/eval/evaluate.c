@@ -57,11 +57,14 @@ static int split_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err
     if (x->o->blank_image) {
         const vlm_config *c = vlm_get_config(policy_model(p));
         memset(img, 0, (size_t)c->num_channels * c->image_size * c->image_size * sizeof(float));
-    } else if (s->image && policy_load_image(p, s->image, err)) {
+    } else if (!s->image) {
+        return sevo_fail(err, "%s:%d: field 'image': missing (the trace is conditioned on the image)", x->ds->path,
+                         s->line);
+    } else if (policy_load_image(p, s->image, err)) {
         return sevo_fail_prefix(err, "%s:%d: field 'image'", x->ds->path, s->line);
     }
     double t0 = sevo_now();
-    if (policy_reason(p, s->image || x->o->blank_image ? img : NULL, s->question, x->o->max_steps, x->o->gate,
+    if (policy_reason(p, img, s->question, x->o->max_steps, x->o->gate,
                       x->o->gate_ctx, &x->trace[slot], err))
         return sevo_fail_prefix(err, "%s:%d", x->ds->path, s->line);
     x->seconds[slot] = sevo_now() - t0;

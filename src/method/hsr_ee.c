@@ -138,9 +138,9 @@ int hsr_gate_load(hsr_gate *g, const char *path, int expect_d, sevo_error *err) 
                   path, (long long)shape[1], expect_d);
         goto done;
     }
-    if (shape[0] < 1 || shape[0] > (1 << 20)) {
-        sevo_fail(err, "%s: tensor 'confidence_head.0.weight': hidden size %lld out of range", path,
-                  (long long)shape[0]);
+    if (shape[0] < 1 || shape[0] > HSR_GATE_MAX_HIDDEN) {
+        sevo_fail(err, "%s: tensor 'confidence_head.0.weight': hidden size %lld outside 1..%d", path,
+                  (long long)shape[0], HSR_GATE_MAX_HIDDEN);
         goto done;
     }
     if (gate_alloc(g, expect_d, (int)shape[0], err)) goto done;

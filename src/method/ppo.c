@@ -114,7 +114,7 @@ static int rollout_done(void *ctx, int i, int slot, sevo_error *err) {
 }
 
 /* Samples one trace per prompt of the round with policy m and scores it with r_ans.
- * Rollout i samples from stream stream0 + i, so that every round draws afresh. */
+ * Rollout i samples from the generator keyed by stream0 + i, so every round draws afresh. */
 static int collect_rollouts(ppo_ctx *x, const sevo_dataset *ds, int first, int n, uint64_t stream0, vlm *m,
                             const sevo_tokenizer *tok, const gen_options *gen, int K, sevo_error *err) {
     const vlm_config *c = vlm_get_config(m);

@@ -131,9 +131,9 @@ int policy_load_image(vlm_policy *p, const char *path, sevo_error *err) {
     return image_load(path, c->image_size, c->image_mean, c->image_std, p->image, err);
 }
 
-/* Restarts p's sampling stream at (its seed, 0x9e4 + stream): a pool's sample i draws
- * from stream i whatever was sampled before it; stream 0 is also policy_create's. */
-static void policy_seed_stream(vlm_policy *p, uint64_t stream) { sevo_rng_seed(&p->rng, p->opt.seed, 0x9e4 + stream); }
+/* Restarts p's sampling at the generator keyed by (its seed, key): a pool's sample i
+ * draws from generator i whatever was sampled before it. */
+static void policy_seed_stream(vlm_policy *p, uint64_t key) { sevo_rng_seed_keyed(&p->rng, p->opt.seed, key, 0x9e4); }
 
 static int is_stop(int id, const int *stops, int n_stops) {
     for (int i = 0; i < n_stops; i++)
@@ -360,6 +360,7 @@ int policy_pool_run(policy_pool *pp, int n, uint64_t stream0, policy_work_fn wor
             if (work(ctx, pp->p[t], i, i - c0, &pp->errs[t])) {
 #pragma omp critical(policy_pool_failure)
                 if (i < failed) {
+#pragma omp atomic write
                     failed = i;
                     if (err) *err = pp->errs[t];
                 }

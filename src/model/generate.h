@@ -102,16 +102,17 @@ int policy_trajectory(vlm_policy *p, const float *image, const char *question, i
  * samples in parallel, one per thread, each single-threaded inside. Why: generating
  * one token of a small model is a chain of small products and row loops, where the
  * second thread helps little (1.2-1.3x at the tiny size); two samples side by side
- * keep both cores busy. For the large models, where one sequence is bound by reading
- * the weights, it costs nothing either.
+ * keep both cores busy. Each thread holds a session of the model's full context (its
+ * KV cache), so memory grows with the thread count.
  *
  * policy_pool_run calls work(ctx, p, i, slot, err) for every i in [0, n) in parallel,
  * and then done(ctx, i, slot, err) for each i in order, on one thread, in chunks of
  * POLICY_POOL_CHUNK samples: slot = i % POLICY_POOL_CHUNK names the caller's result
  * buffer for sample i; p is the running thread's policy (policy_image(p) its image
- * buffer). Before work, p's sampling stream is restarted at stream stream0 + i, so the
- * results are the same for every thread count and order. On failure the error reported is the
- * one of the lowest failing i (work's or done's), as a loop in order would report. */
+ * buffer). Before work, p's sampling restarts at the generator keyed by stream0 + i
+ * (sevo_rng_seed_keyed), so the results are the same for every thread count and
+ * order. On failure the error reported is the one of the lowest failing i (work's or
+ * done's), as a loop in order would report. */
 #define POLICY_POOL_CHUNK 64
 typedef struct policy_pool policy_pool;
 typedef int (*policy_work_fn)(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err);

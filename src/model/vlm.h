@@ -121,6 +121,8 @@ const float *vlm_last_hidden(const vlm *m);
 typedef struct vlm_session vlm_session;
 int vlm_session_create(vlm_session **out, vlm *m, int max_len, sevo_error *err);
 void vlm_session_free(vlm_session *s);
+/* Empties the sequence and forgets the image: image tokens fed after it need a new
+ * vlm_session_set_image. */
 void vlm_session_reset(vlm_session *s);
 int vlm_session_len(const vlm_session *s);
 /* Computes the image features of one image [C,S,S] into the session, to be used by the

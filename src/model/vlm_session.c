@@ -80,6 +80,7 @@ void vlm_session_free(vlm_session *s) {
 void vlm_session_reset(vlm_session *s) {
     s->len = 0;
     s->img_cursor = 0;
+    s->has_image = 0; /* a sequence never sees the previous one's image */
 }
 
 int vlm_session_len(const vlm_session *s) { return s->len; }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/fsutil.h"
+#include "core/threads.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "model/checkpoint.h"
@@ -85,7 +86,6 @@ static void pool_traces(const gen_options *go, int threads, trace_result *out) {
     sevo_error err;
     policy_pool *pool;
     assert_int_equal(policy_pool_create(&pool, g_m, g_tok, go, threads, &err), 0);
-    assert_int_equal(policy_pool_threads(pool), threads);
     trace_ctx x = {.out = out, .slot = malloc(POLICY_POOL_CHUNK * sizeof(trace_result))};
     assert_non_null(x.slot);
     assert_int_equal(policy_pool_run(pool, N_SAMPLES, 0, trace_work, trace_done, &x, &err), 0);
@@ -170,13 +170,24 @@ typedef struct count_ctx {
     int threads;
     int work_calls[N_CALLS];
     int done_order[N_CALLS], n_done;
-    int fail_work[3];  /* samples whose work fails (-1: none) */
+    int fail_work[3];  /* samples whose work fails (-1: none); [0] the lowest */
+    int later_failed;  /* one of fail_work[1..2] has failed */
     int fail_done;     /* the sample whose done fails (-1: none) */
     int bad_args;      /* work saw no policy or a wrong slot (cmocka cannot assert off the main thread) */
 } count_ctx;
 
 static int count_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err) {
     count_ctx *x = ctx;
+    if (x->threads > 1 && i == x->fail_work[0]) {
+        /* hold the lowest failure back until a higher one has been reported, so that
+         * the lower must replace it (bounded: one thread alone would wait forever) */
+        double t0 = sevo_now();
+        int later;
+        do {
+#pragma omp atomic read
+            later = x->later_failed;
+        } while (!later && sevo_now() - t0 < 5.0);
+    }
     if (!p || slot != i % POLICY_POOL_CHUNK) {
 #pragma omp atomic write
         x->bad_args = 1;
@@ -184,7 +195,13 @@ static int count_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err
 #pragma omp atomic
     x->work_calls[i]++;
     for (int k = 0; k < 3; k++)
-        if (i == x->fail_work[k]) return sevo_fail(err, "work failed at %d", i);
+        if (i == x->fail_work[k]) {
+            if (k > 0) {
+#pragma omp atomic write
+                x->later_failed = 1;
+            }
+            return sevo_fail(err, "work failed at %d", i);
+        }
     return 0;
 }
 
@@ -230,8 +247,8 @@ static void test_failure_reports_lowest_sample(void **state) {
         count_ctx *x = calloc(1, sizeof *x);
         assert_non_null(x);
         x->threads = threads;
-        /* three failures in the second chunk, the highest started first in the list */
-        x->fail_work[0] = 120, x->fail_work[1] = 97, x->fail_work[2] = 101;
+        /* three failures in the second chunk; on two threads the lowest fails last */
+        x->fail_work[0] = 97, x->fail_work[1] = 101, x->fail_work[2] = 120;
         x->fail_done = -1;
         sevo_error err;
         assert_int_not_equal(run_counting(x, &err), 0);
