@@ -39,7 +39,9 @@ static int run_dataset(vlm *m, const sevo_tokenizer *tok, const gen_options *go,
         return 1;
     }
     double dt = sevo_now() - t0;
-    printf("accuracy %.4f (%ld/%ld) on %s; %.2f reasoning steps, %.1f tokens and %.2f ms per sample%s; wrote %s\n",
+    /* wall clock over samples: they run in parallel, so this is less than each one's own time */
+    printf("accuracy %.4f (%ld/%ld) on %s; %.2f reasoning steps, %.1f tokens and %.2f ms of wall clock per "
+           "sample%s; wrote %s\n",
            r.accuracy, r.correct, r.n, path, r.mean_steps, r.mean_tokens, r.n ? 1000.0 * dt / r.n : 0.0,
            ee->on ? " (early exit)" : "", out_path);
     return 0;

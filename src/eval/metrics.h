@@ -66,7 +66,8 @@ typedef struct eval_sample {
     int num_objects;        /* entries in objects; -1 if unknown (no CHAIR) */
     double steps;           /* reasoning steps taken, >= 0 */
     double tokens;          /* tokens generated for this sample, >= 0 */
-    double seconds;         /* wall time spent on this sample, >= 0 */
+    double seconds;         /* wall time spent on this sample, >= 0 (its own: samples may run
+                             * side by side, one per thread) */
 } eval_sample;
 
 typedef struct eval_bucket {

@@ -233,17 +233,19 @@ static void test_refuses_foreign_directory(void **state) {
 }
 
 /* Runs `sevo pipeline --config CFG`, killed with SIGKILL after kill_after seconds (0 =
- * never). Returns the wall time. */
+ * never), its output appended to CFG.log (printed when a run that is not killed fails).
+ * Returns the wall time. */
 static double run_binary(const char *cfg, double kill_after) {
     const char *bin = getenv("SEVO_BIN");
     if (!bin) skip();
+    char log[256];
+    snprintf(log, sizeof log, "%s.log", cfg);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        freopen("/dev/null", "w", stdout);
-        freopen("/dev/null", "w", stderr);
+        if (!freopen(log, "a", stdout) || dup2(fileno(stdout), fileno(stderr)) < 0) _exit(126);
         execl(bin, bin, "pipeline", "--config", cfg, (char *)NULL);
         _exit(127);
     }
@@ -255,7 +257,14 @@ static double run_binary(const char *cfg, double kill_after) {
         waitpid(pid, &st, 0);
     } else {
         waitpid(pid, &st, 0);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            char cmd[320];
+            snprintf(cmd, sizeof cmd, "tail -n 15 '%s' >&2", log);
+            fprintf(stderr, "sevo pipeline --config %s: %s %d; the end of %s:\n", cfg,
+                    WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), log);
+            if (system(cmd) != 0) fprintf(stderr, "(cannot read it)\n");
+            fail();
+        }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
