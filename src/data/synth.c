@@ -347,6 +347,31 @@ static int count_shape(const synth_scene *s, int shape) {
     return k;
 }
 
+/* A step that finds something quotes the perception from the words it looks for on:
+ * "find red square : red square at top left", and for a shape alone "find squares :
+ * square at top left , square at center". Each copied word then continues the words just
+ * written, the pattern a small decoder learns first. The first version wrote only the
+ * position ("find red square : at top left"): the copy had to match the key across the
+ * step's own ": at", and the tiny model learned that poorly (docs/synthetic-world.md). A
+ * quote that starts before the key (the colour of a shape found by its shape alone) would
+ * need a copy backwards, which it learns no better. */
+static void quote_object(char *out, size_t cap, size_t *len, const synth_object *o, int with_color) {
+    if (with_color) appendf(out, cap, len, " %s", synth_color_names[o->color]);
+    appendf(out, cap, len, " %s at %s", synth_shape_names[o->shape], synth_position_names[o->position]);
+}
+
+/* " <s> at <p> , ..." for every object of the shape, row-major, or " none". */
+static void quote_shape(char *out, size_t cap, size_t *len, const synth_scene *s, int shape) {
+    int found = 0;
+    for (int p = 0; p < SYNTH_NUM_POSITIONS; p++)
+        for (int i = 0; i < s->n; i++)
+            if (s->obj[i].position == p && s->obj[i].shape == shape) {
+                if (found++) appendf(out, cap, len, " ,");
+                quote_object(out, cap, len, &s->obj[i], 0);
+            }
+    if (!found) appendf(out, cap, len, " none");
+}
+
 static void begin_question(synth_question *q, int qtype) {
     memset(q, 0, sizeof *q);
     q->qtype = qtype;
@@ -360,11 +385,12 @@ void synth_make_exist_question(const synth_scene *s, int type, synth_question *q
     int i = find_type(s, type);
     snprintf(q->question, sizeof q->question, "is there a %s %s ?", c, sh);
     snprintf(q->answer, sizeof q->answer, "%s", yes_no(i >= 0));
+    size_t len = 0;
+    appendf(q->steps[0], sizeof q->steps[0], &len, "find %s %s :", c, sh);
     if (i >= 0)
-        snprintf(q->steps[0], sizeof q->steps[0], "find %s %s : at %s", c, sh,
-                 synth_position_names[s->obj[i].position]);
+        quote_object(q->steps[0], sizeof q->steps[0], &len, &s->obj[i], 1);
     else
-        snprintf(q->steps[0], sizeof q->steps[0], "find %s %s : none", c, sh);
+        appendf(q->steps[0], sizeof q->steps[0], &len, " none");
     fill_checks(q, 1);
 }
 
@@ -397,8 +423,9 @@ static int make_color(const synth_scene *s, sevo_rng *r, synth_question *q) {
     begin_question(q, SYNTH_Q_COLOR);
     snprintf(q->question, sizeof q->question, "what color is the %s ?", synth_shape_names[sh]);
     snprintf(q->answer, sizeof q->answer, "%s", synth_color_names[o->color]);
-    snprintf(q->steps[0], sizeof q->steps[0], "find %s : at %s", synth_shape_names[sh],
-             synth_position_names[o->position]);
+    size_t len = 0;
+    appendf(q->steps[0], sizeof q->steps[0], &len, "find %s :", synth_shape_names[sh]);
+    quote_object(q->steps[0], sizeof q->steps[0], &len, o, 0);
     snprintf(q->steps[1], sizeof q->steps[1], "color : %s", q->answer);
     fill_checks(q, 2);
     return 0;
@@ -414,13 +441,7 @@ static void make_count(const synth_scene *s, sevo_rng *r, synth_question *q) {
     snprintf(q->answer, sizeof q->answer, "%d", count_shape(s, sh));
     size_t len = 0;
     appendf(q->steps[0], sizeof q->steps[0], &len, "find %s :", pl);
-    int found = 0;
-    for (int p = 0; p < SYNTH_NUM_POSITIONS; p++)
-        for (int i = 0; i < s->n; i++)
-            if (s->obj[i].position == p && s->obj[i].shape == sh)
-                appendf(q->steps[0], sizeof q->steps[0], &len, "%s %s", found++ ? " ," : "",
-                        synth_position_names[p]);
-    if (!found) appendf(q->steps[0], sizeof q->steps[0], &len, " none");
+    quote_shape(q->steps[0], sizeof q->steps[0], &len, s, sh);
     snprintf(q->steps[1], sizeof q->steps[1], "count : %s", q->answer);
     fill_checks(q, 2);
 }
@@ -440,10 +461,13 @@ static int make_spatial(const synth_scene *s, sevo_rng *r, synth_question *q) {
              synth_color_names[a->color], synth_shape_names[a->shape], synth_relation_names[rel],
              synth_color_names[b->color], synth_shape_names[b->shape]);
     snprintf(q->answer, sizeof q->answer, "%s", yes_no(yes));
-    snprintf(q->steps[0], sizeof q->steps[0], "find %s %s : at %s", synth_color_names[a->color],
-             synth_shape_names[a->shape], synth_position_names[a->position]);
-    snprintf(q->steps[1], sizeof q->steps[1], "find %s %s : at %s", synth_color_names[b->color],
-             synth_shape_names[b->shape], synth_position_names[b->position]);
+    for (int k = 0; k < 2; k++) {
+        const synth_object *o = k ? b : a;
+        size_t len = 0;
+        appendf(q->steps[k], sizeof q->steps[k], &len, "find %s %s :", synth_color_names[o->color],
+                synth_shape_names[o->shape]);
+        quote_object(q->steps[k], sizeof q->steps[k], &len, o, 1);
+    }
     snprintf(q->steps[2], sizeof q->steps[2], "%s : %s", synth_relation_names[rel], q->answer);
     fill_checks(q, 3);
     return 0;
@@ -465,8 +489,13 @@ static void make_compare(const synth_scene *s, sevo_rng *r, synth_question *q) {
     snprintf(q->question, sizeof q->question, "are there more %s than %s ?",
              synth_shape_plurals[s1], synth_shape_plurals[s2]);
     snprintf(q->answer, sizeof q->answer, "%s", yes_no(n1 > n2));
-    snprintf(q->steps[0], sizeof q->steps[0], "count %s : %d", synth_shape_plurals[s1], n1);
-    snprintf(q->steps[1], sizeof q->steps[1], "count %s : %d", synth_shape_plurals[s2], n2);
+    /* each count lists what it counts, as the count question's find step does */
+    for (int k = 0; k < 2; k++) {
+        size_t len = 0;
+        appendf(q->steps[k], sizeof q->steps[k], &len, "count %s :", synth_shape_plurals[k ? s2 : s1]);
+        quote_shape(q->steps[k], sizeof q->steps[k], &len, s, k ? s2 : s1);
+        appendf(q->steps[k], sizeof q->steps[k], &len, " : %d", k ? n2 : n1);
+    }
     snprintf(q->steps[2], sizeof q->steps[2], "%d more than %d : %s", n1, n2, q->answer);
     fill_checks(q, 3);
 }
@@ -798,7 +827,8 @@ static int write_world(const synth_options *o, const split_stats *train, const s
     char name[64], pname[64], path[4096];
     cJSON *w = cJSON_CreateObject();
     if (!w) return sevo_fail(err, "world.json: out of memory");
-    add_number(w, "version", 1, &ok);
+    /* 2: finding steps quote the objects they find (docs/synthetic-world.md) */
+    add_number(w, "version", 2, &ok);
     add_item(w, "shapes", string_array(synth_shape_names, SYNTH_NUM_SHAPES, &ok), &ok);
     add_item(w, "shape_plurals", string_array(synth_shape_plurals, SYNTH_NUM_SHAPES, &ok), &ok);
     add_item(w, "colors", string_array(synth_color_names, SYNTH_NUM_COLORS, &ok), &ok);

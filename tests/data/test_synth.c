@@ -287,10 +287,56 @@ static void check_record(const cJSON *rec, int is_train, int is_pope) {
         assert_memory_equal(z1, "find ", 5);
         const char *tail = strstr(z1, " : ");
         assert_non_null(tail);
-        if (strcmp(answer, "no") == 0)
+        if (strcmp(answer, "no") == 0) {
             assert_string_equal(tail, " : none");
-        else
-            assert_memory_equal(tail, " : at ", 6);
+        } else {
+            /* it quotes the object as the perception names it: "<c> <s> at <p>" */
+            const char *quote = tail + 3;
+            synth_object q[2];
+            assert_int_equal(synth_parse_perception(quote, q, 2), 1);
+            assert_memory_equal(z1 + 5, quote, (size_t)(tail - z1 - 5));
+            assert_non_null(strstr(perception, quote));
+        }
+    }
+    /* every other finding step quotes the perception from its key on ("<c> <s> at <p>", or
+     * "<s> at <p>" for a shape alone), every object it names is in the scene, and a
+     * compare's count is the number it quotes */
+    for (int k = 0; k < d && qtype != SYNTH_Q_EXIST; k++) {
+        const char *z = cJSON_GetArrayItem(steps, k)->valuestring;
+        /* "find <key> : ..." and "count <shape>s : ... : <n>", not the count's "count : <n>" */
+        if (strncmp(z, "find ", 5) != 0 && (strncmp(z, "count ", 6) != 0 || !strncmp(z, "count : ", 8)))
+            continue;
+        const char *tail = strstr(z, " : ");
+        assert_non_null(tail);
+        char quote[SYNTH_TEXT_MAX];
+        snprintf(quote, sizeof quote, "%s", tail + 3);
+        char *end = strstr(quote, " : "); /* a compare step's " : <n>" */
+        if (end) *end = '\0';
+        if (!strcmp(quote, "none")) continue;
+        int nq = 0;
+        for (char *item = quote; item; nq++) {
+            char *next = strstr(item, " , ");
+            if (next) *next = '\0';
+            /* a shape alone: "<s> at <p>"; colour and shape: "<c> <s> at <p>" */
+            int shape = -1, color = -1, pos = -1;
+            char w1[16], w2[16];
+            assert_int_equal(sscanf(item, "%15s %15s", w1, w2), 2);
+            const char *at = strstr(item, " at ");
+            assert_non_null(at);
+            pos = synth_position_index(at + 4);
+            if ((shape = synth_shape_index(w1)) < 0) {
+                color = synth_color_index(w1);
+                shape = synth_shape_index(w2);
+                assert_true(color >= 0);
+            }
+            assert_true(shape >= 0 && pos >= 0);
+            int seen = 0;
+            for (int i = 0; i < n; i++)
+                seen |= o[i].shape == shape && o[i].position == pos && (color < 0 || o[i].color == color);
+            assert_true(seen);
+            item = next ? next + 3 : NULL;
+        }
+        if (end) assert_int_equal(atoi(end + 3), nq);
     }
 
     if (is_train) {
@@ -697,13 +743,25 @@ static void test_questions_unsupported(void **state) {
     assert_int_equal(synth_make_question(&one, SYNTH_Q_COLOR, &r, &q), 0);
     assert_string_equal(q.question, "what color is the circle ?");
     assert_string_equal(q.answer, "red");
-    assert_string_equal(q.steps[0], "find circle : at center");
+    assert_string_equal(q.steps[0], "find circle : circle at center");
     assert_string_equal(q.steps[1], "color : red");
     assert_string_equal(q.steps[4], "check : red");
     synth_make_exist_question(&one, synth_type(2, 1), &q);
     assert_string_equal(q.question, "is there a green triangle ?");
     assert_string_equal(q.answer, "no");
     assert_string_equal(q.steps[0], "find green triangle : none");
+    synth_make_exist_question(&two_circles, synth_type(0, 1), &q);
+    assert_string_equal(q.steps[0], "find green circle : green circle at top center");
+    assert_int_equal(synth_make_question(&two_circles, SYNTH_Q_COUNT, &r, &q), 0);
+    if (!strcmp(q.answer, "2"))
+        assert_string_equal(q.steps[0], "find circles : circle at top left , circle at top center");
+    else
+        assert_string_equal(q.steps[1], "count : 0");
+    assert_int_equal(synth_make_question(&two_circles, SYNTH_Q_COMPARE, &r, &q), 0);
+    const char *circles = strstr(q.steps[0], "count circles") ? q.steps[0] : q.steps[1];
+    assert_string_equal(circles, "count circles : circle at top left , circle at top center : 2");
+    const char *other = circles == q.steps[0] ? q.steps[1] : q.steps[0];
+    assert_string_equal(strstr(other, " : "), " : none : 0");
     char p[SYNTH_TEXT_MAX];
     synth_format_perception(two_circles.obj, 2, p, sizeof p);
     assert_string_equal(p, "red circle at top left , green circle at top center");
