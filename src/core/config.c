@@ -140,6 +140,7 @@ static const key_def KEYS[] = {
     KEY("sft.text_loss_weight", T_FLOAT, sft.text_loss_weight, .flags = GT, .lo = 0, .dflt = "1"),
     KEY("sft.early_answer_fraction", T_FLOAT, sft.early_answer_fraction, .flags = GE | LE, .lo = 0, .hi = 1,
         .dflt = "0.25"),
+    KEY("sft.text_reasoning", T_BOOL, sft.text_reasoning, .dflt = "false"),
 
     KEY("ppo.learning_rate", T_FLOAT, ppo.learning_rate, .flags = GT, .lo = 0, .dflt = "5e-6"),
     KEY("ppo.batch_size", T_INT, ppo.batch_size, .flags = GE, .lo = 1, .dflt = "8"),

@@ -76,6 +76,8 @@ typedef struct sevo_sft_section {
     float early_answer_fraction; /* sevo: share of traces cut after a random step k in
                                   * [depth, K), the answer forced there (what an early exit
                                   * asks of the model) */
+    int text_reasoning; /* sevo: π_text examples write the question's reasoning steps before
+                         * the answer (the verifier reasons; saved in the checkpoint) */
 } sevo_sft_section;
 
 /* sevo: the binary-reward PPO baseline of the no_sr_dpo ablation (DESIGN §1 leaves it

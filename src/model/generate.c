@@ -270,14 +270,28 @@ int policy_trajectory(vlm_policy *p, const float *image, const char *question, i
 
 int policy_text_answer(vlm_policy *p, const char *question, const char *perception, char *out,
                        size_t n, sevo_error *err) {
+    const int reasoning = vlm_get_config(p->m)->text_reasoning;
     p->seq.n = 0;
-    if (prompt_text(&p->seq, &p->ids, p->tok, question, perception, err) || start(p, NULL, err))
+    if (prompt_text(&p->seq, &p->ids, p->tok, question, perception, reasoning, err) || start(p, NULL, err))
         return -1;
     /* greedy whatever the sampling settings: this is the verifier of Valid(c), and a
      * sampled verdict would only add noise to it (the rng stream is left untouched) */
     gen_options saved = p->opt;
     p->opt.temperature = 0.0f;
-    int rc = gen_answer(p, out, n, NULL, err);
+    int rc = 0;
+    if (reasoning) {
+        /* the model writes its steps and closes them with <answer> itself; only the
+         * answer after it is returned (a model that never answers answers "") */
+        int stops[2] = {p->ids.answer, p->ids.eos}, k = 0;
+        const int budget = vlm_get_config(p->m)->max_position_embeddings;
+        int stop = generate_until(p, stops, 2, p->gen, &k, budget, NULL, err);
+        if (stop == -2) rc = -1;
+        else if (stop != p->ids.answer) out[0] = '\0';
+        else if (vlm_session_feed(p->s, &stop, 1, err)) rc = -1;
+        else rc = gen_answer(p, out, n, NULL, err);
+    } else {
+        rc = gen_answer(p, out, n, NULL, err);
+    }
     p->opt = saved;
     return rc;
 }

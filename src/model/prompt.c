@@ -78,10 +78,10 @@ int prompt_perceive(tokseq *s, const prompt_ids *p, const sevo_tokenizer *tok, i
 }
 
 int prompt_text(tokseq *s, const prompt_ids *p, const sevo_tokenizer *tok, const char *question,
-                const char *perception, sevo_error *err) {
+                const char *perception, int reasoning, sevo_error *err) {
     if (tokseq_push(s, p->bos, 0, err) || tokseq_push(s, p->text, 0, err) ||
         tokseq_text(s, tok, question, 0, err) || tokseq_push(s, p->perceive, 0, err) ||
-        tokseq_text(s, tok, perception, 0, err) || tokseq_push(s, p->answer, 0, err))
+        tokseq_text(s, tok, perception, 0, err) || (!reasoning && tokseq_push(s, p->answer, 0, err)))
         return -1;
     return 0;
 }

@@ -3,6 +3,7 @@
  * One model plays every sub-policy; a control token selects which:
  *   perceive+reason  [bos] [image]*P Q <perceive> | c <step> z1 <step> z2 ... <answer> a <eos>
  *   text (no image)  [bos] <text> Q <perceive> c <answer> | a <eos>
+ *   text, reasoning  [bos] <text> Q <perceive> c | <step> z1 ... <step> zd <answer> a <eos>
  *   refine           [bos] [image]*P Q <refine> R(c_failed) <perceive> | c' <eos>
  *   answer only      [bos] [image]*P Q <answer> | a <eos>      (data without perceptions)
  * where "|" separates prompt from response and R is the refinement template with
@@ -41,8 +42,10 @@ int tokseq_text(tokseq *s, const sevo_tokenizer *tok, const char *text, int loss
  * added when with_image. */
 int prompt_perceive(tokseq *s, const prompt_ids *p, const sevo_tokenizer *tok, int num_patches,
                     const char *question, sevo_error *err);
+/* reasoning: the model writes the question's steps before its answer (the prompt ends
+ * after c), else it answers at once (the prompt ends with <answer>). */
 int prompt_text(tokseq *s, const prompt_ids *p, const sevo_tokenizer *tok, const char *question,
-                const char *perception, sevo_error *err);
+                const char *perception, int reasoning, sevo_error *err);
 int prompt_refine(tokseq *s, const prompt_ids *p, const sevo_tokenizer *tok, int num_patches,
                   const char *question, const char *failed_perception, const char *tmpl,
                   sevo_error *err);

@@ -39,6 +39,7 @@ void vlm_config_tiny(vlm_config *c, int vocab_size) {
     c->rope_theta = 10000.0f;
     c->tie_word_embeddings = 1;
     c->bos_token_id = c->eos_token_id = c->pad_token_id = c->image_token_id = -1;
+    c->text_reasoning = 0;
 }
 
 int vlm_config_num_patches(const vlm_config *c) {
@@ -144,6 +145,7 @@ int vlm_config_save(const vlm_config *c, const char *path, sevo_error *err) {
     cJSON_AddNumberToObject(root, "image_token_index", c->image_token_id);
     cJSON_AddStringToObject(root, "projector_hidden_act", act_name(c->projector_act));
     cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_word_embeddings);
+    cJSON_AddBoolToObject(root, "sevo_text_reasoning", c->text_reasoning);
     cJSON *v = tower_to_json(&c->vision);
     cJSON_AddStringToObject(v, "model_type", "siglip_vision_model");
     cJSON_AddNumberToObject(v, "image_size", c->image_size);
@@ -268,6 +270,7 @@ int vlm_config_load(vlm_config *c, const char *path, sevo_error *err) {
         get_int(t, "text_config.", "pad_token_id", &c->pad_token_id, 1, path, err) ||
         get_int(root, "", "image_token_index", &c->image_token_id, 1, path, err) ||
         get_bool(root, "", "tie_word_embeddings", &c->tie_word_embeddings, path, err) ||
+        get_bool(root, "", "sevo_text_reasoning", &c->text_reasoning, path, err) ||
         get_act(root, "", "projector_hidden_act", &c->projector_act, path, err))
         goto done;
     for (int k = 0; k < 2; k++) {
@@ -562,6 +565,7 @@ void vlm_free(vlm *m) {
 }
 
 const vlm_config *vlm_get_config(const vlm *m) { return &m->cfg; }
+void vlm_set_text_reasoning(vlm *m, int on) { m->cfg.text_reasoning = on != 0; }
 int vlm_num_tensors(const vlm *m) { return m->n_tensors; }
 const vlm_tensor *vlm_tensor_at(const vlm *m, int i) { return &m->tensors[i]; }
 size_t vlm_num_params(const vlm *m) { return m->n_params; }

@@ -50,6 +50,11 @@ typedef struct vlm_config {
     int tie_word_embeddings;
     /* special token ids (from the tokenizer) */
     int bos_token_id, eos_token_id, pad_token_id, image_token_id;
+    /* How the checkpoint was taught to play π_text (config.json "sevo_text_reasoning"):
+     * 1 = it writes reasoning steps before its answer, 0 = it answers at once. Not
+     * architecture, but a property of the weights that every verifier must honour;
+     * checkpoints without the key answer at once. */
+    int text_reasoning;
 } vlm_config;
 
 /* A named parameter tensor inside the arenas. */
@@ -75,6 +80,8 @@ int vlm_config_load(vlm_config *c, const char *path, sevo_error *err);
 int vlm_create(vlm **out, const vlm_config *c, sevo_error *err);
 void vlm_free(vlm *m);
 const vlm_config *vlm_get_config(const vlm *m);
+/* Records how SFT teaches this model's π_text (saved with its config). */
+void vlm_set_text_reasoning(vlm *m, int on);
 /* Normal(0, 0.02) weights (residual outputs scaled by 1/sqrt(2L)), unit norms, zero biases. */
 void vlm_init_weights(vlm *m, uint64_t seed);
 

@@ -38,15 +38,15 @@ static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokeni
     return rc;
 }
 
-/* Appends "<step> z1 ... <step> zn <answer> a <eos>", trained on. With n < the sample's
- * steps the trace is cut there: that is an early exit, where the answer is asked for
- * (HSR-EE). The forced <answer> is then not a target, so the model never learns to stop
- * early by itself; it learns to answer when stopped. */
+/* Appends "<step> z1 ... <step> zn <answer> a <eos>", trained on, <answer> only when
+ * answer_target. A perceive-and-reason trace cut at n < the sample's steps is an early
+ * exit, where the answer is asked for (HSR-EE): its forced <answer> is not a target, so
+ * the model never learns to stop early by itself; it learns to answer when stopped. */
 static int push_steps_answer(tokseq *q, const prompt_ids *p, const sevo_tokenizer *tok, const sevo_sample *s,
-                             int n, sevo_error *err) {
+                             int n, int answer_target, sevo_error *err) {
     for (int k = 0; k < n; k++)
         if (tokseq_push(q, p->step, 1, err) || tokseq_text(q, tok, s->steps[k], 1, err)) return -1;
-    if (tokseq_push(q, p->answer, n == s->n_steps, err) || tokseq_text(q, tok, s->answer, 1, err) ||
+    if (tokseq_push(q, p->answer, answer_target, err) || tokseq_text(q, tok, s->answer, 1, err) ||
         tokseq_push(q, p->eos, 1, err))
         return -1;
     return 0;
@@ -85,11 +85,19 @@ int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const 
             if (first < s->n_steps && u < cfg->sft.early_answer_fraction)
                 n_steps = first + (int)(v % (uint32_t)(s->n_steps - first));
             rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->perception, 1, err) ||
-                 push_steps_answer(&q, &p, tok, s, n_steps, err) || example_set_add(es, &q, img, max_len, err);
+                 push_steps_answer(&q, &p, tok, s, n_steps, n_steps == s->n_steps, err) ||
+                 example_set_add(es, &q, img, max_len, err);
             if (rc) break;
             q.n = 0;
-            rc = prompt_text(&q, &p, tok, s->question, s->perception, err) ||
-                 tokseq_text(&q, tok, s->answer, 1, err) || tokseq_push(&q, p.eos, 1, err) ||
+            /* π_text: with text_reasoning it writes the steps that reach the answer (up to
+             * the question's depth; later ones only re-check it) and then answers, where
+             * the model stops by itself: a verifier that reads the description the way
+             * the reasoner does, rather than answering a depth-3 question in one token */
+            int reasoning = cfg->sft.text_reasoning;
+            int text_steps = s->depth > 0 && s->depth < s->n_steps ? s->depth : s->n_steps;
+            rc = prompt_text(&q, &p, tok, s->question, s->perception, reasoning, err) ||
+                 (reasoning ? push_steps_answer(&q, &p, tok, s, text_steps, 1, err)
+                            : tokseq_text(&q, tok, s->answer, 1, err) || tokseq_push(&q, p.eos, 1, err)) ||
                  example_set_add(es, &q, -1, max_len, err);
             if (rc) break;
             es->ex[es->n - 1].weight = cfg->sft.text_loss_weight;
@@ -112,7 +120,12 @@ int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const 
 static int make_model(const sevo_config *cfg, const sevo_dataset *ds, vlm **m, sevo_tokenizer **tok,
                       sevo_error *err) {
     const char *name = cfg->model.model_name_or_path;
-    if (sevo_dir_exists(name)) return checkpoint_load_model(name, m, tok, err);
+    if (sevo_dir_exists(name)) {
+        if (checkpoint_load_model(name, m, tok, err)) return -1;
+        /* the examples teach π_text the configured way from here on */
+        vlm_set_text_reasoning(*m, cfg->sft.text_reasoning);
+        return 0;
+    }
     if (strcmp(name, "sevo-tiny") != 0)
         return sevo_fail(err, "model.model_name_or_path '%s': neither a checkpoint directory nor a "
                          "built-in architecture (sevo-tiny); sevo does not download models", name);
@@ -129,6 +142,7 @@ static int make_model(const sevo_config *cfg, const sevo_dataset *ds, vlm **m, s
         return -1;
     }
     vlm_init_weights(*m, (uint64_t)cfg->seed);
+    vlm_set_text_reasoning(*m, cfg->sft.text_reasoning);
     return 0;
 }
 

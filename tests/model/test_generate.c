@@ -1,4 +1,5 @@
-/* test_generate.c: the policy pool, which generates many samples in parallel. Greedy
+/* test_generate.c: the policy pool, which generates many samples in parallel, and the
+ * verifier of a model taught to reason as π_text. Greedy
  * traces from the pool equal those of one policy run sample by sample; sampled traces
  * are the same for one thread and for two (each sample draws from its own stream) and
  * do differ from the greedy ones; work runs once per sample, done once per sample in
@@ -19,6 +20,7 @@
 #include "data/image.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
+#include "model/prompt.h"
 #include "../test_world.h"
 
 #define N_SAMPLES 40
@@ -271,9 +273,96 @@ static void test_failure_reports_lowest_sample(void **state) {
     }
 }
 
+/* Greedy next token as the policy picks it: the prompt-only control tokens are never
+ * generated. */
+static int greedy_next(const vlm_session *s, const prompt_ids *p, int V) {
+    const float *l = vlm_session_logits(s);
+    int best = -1;
+    for (int i = 0; i < V; i++) {
+        if (i == p->pad || i == p->bos || i == p->image || i == p->perceive || i == p->text || i == p->refine) continue;
+        if (best < 0 || l[i] > l[best]) best = i;
+    }
+    return best;
+}
+
+/* A model taught to reason as π_text (config.json "sevo_text_reasoning") is verified by
+ * letting it write its steps after the description until it opens its answer itself;
+ * policy_text_answer returns only that answer. Checked against a greedy decode written
+ * out here on the session: prompt ending at the description, tokens until <answer>,
+ * then the answer until <eos>. */
+static void test_text_answer_reasoning(void **state) {
+    (void)state;
+    sevo_error err;
+    /* a model of its own, taught to reason as π_text: SFT records that in its checkpoint */
+    char data[128], dir[128];
+    snprintf(data, sizeof data, "%s/data", g_dir);
+    snprintf(dir, sizeof dir, "%s/sft-reasoning", g_dir);
+    sevo_config cfg;
+    test_world_config(&cfg, 4);
+    cfg.sft.text_reasoning = 1;
+    sft_options so = {.cfg = &cfg, .data_dir = data, .output_dir = dir};
+    assert_int_equal(sft_run(&so, &err), 0);
+    vlm *m;
+    sevo_tokenizer *tok;
+    assert_int_equal(checkpoint_load_model(dir, &m, &tok, &err), 0);
+    assert_int_equal(vlm_get_config(m)->text_reasoning, 1);
+    gen_options go;
+    gen_options_default(&go);
+    vlm_policy *pol;
+    assert_int_equal(policy_create(&pol, m, tok, &go, &err), 0);
+    const prompt_ids *p = policy_ids(pol);
+    vlm_session *s;
+    const int max_len = vlm_get_config(m)->max_position_embeddings, V = vlm_get_config(m)->vocab_size;
+    assert_int_equal(vlm_session_create(&s, m, max_len, &err), 0);
+    tokseq q;
+    tokseq_init(&q);
+    int *gen = malloc((size_t)max_len * sizeof *gen), answered = 0;
+    assert_non_null(gen);
+    for (int i = 0; i < 12; i++) {
+        const sevo_sample *x = &g_ds.samples[i];
+        assert_non_null(x->perception);
+        char got[TRACE_TEXT], want[TRACE_TEXT] = "";
+        assert_int_equal(policy_text_answer(pol, x->question, x->perception, got, sizeof got, &err), 0);
+        q.n = 0;
+        assert_int_equal(prompt_text(&q, p, tok, x->question, x->perception, 1, &err), 0);
+        assert_int_equal(q.ids[q.n - 1] == p->answer, 0);
+        vlm_session_reset(s);
+        assert_int_equal(vlm_session_feed(s, q.ids, q.n, &err), 0);
+        int t;
+        for (;;) {
+            t = greedy_next(s, p, V);
+            if (t == p->answer || t == p->eos) break;
+            if (vlm_session_len(s) + 1 >= max_len) break; /* the context is full: no answer */
+            assert_int_equal(vlm_session_feed(s, &t, 1, &err), 0);
+        }
+        if (t == p->answer) {
+            answered++;
+            assert_int_equal(vlm_session_feed(s, &t, 1, &err), 0);
+            int n = 0;
+            for (int k = 0; k < go.max_new_tokens; k++) {
+                int a = greedy_next(s, p, V);
+                if (a == p->eos) break;
+                gen[n++] = a;
+                if (vlm_session_len(s) + 1 >= max_len) break;
+                assert_int_equal(vlm_session_feed(s, &a, 1, &err), 0);
+            }
+            assert_true(tokenizer_decode(tok, gen, n, want, sizeof want, 1) >= 0);
+        }
+        assert_string_equal(got, want);
+    }
+    assert_true(answered > 0);
+    free(gen);
+    tokseq_free(&q);
+    vlm_session_free(s);
+    policy_free(pol);
+    vlm_free(m);
+    tokenizer_free(tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_pool_matches_one_policy),
+        cmocka_unit_test(test_text_answer_reasoning),
         cmocka_unit_test(test_sampled_pool_same_for_any_thread_count),
         cmocka_unit_test(test_every_sample_once_done_in_order),
         cmocka_unit_test(test_failure_reports_lowest_sample),

@@ -366,6 +366,63 @@ static void test_checkpoint_round_trip(void **state) {
     tokenizer_free(tok);
 }
 
+/* Saves c to path with one field edited: key in section (NULL: the top level) set to the
+ * JSON text value, or removed when value is NULL. */
+static void save_edited_config(const vlm_config *c, const char *path, const char *section, const char *key,
+                               const char *value) {
+    sevo_error err;
+    assert_int_equal(vlm_config_save(c, path, &err), 0);
+    char *text = NULL;
+    assert_int_equal(sevo_read_file(path, &text, NULL, &err), 0);
+    cJSON *root = cJSON_Parse(text);
+    assert_non_null(root);
+    cJSON *obj = section ? cJSON_GetObjectItemCaseSensitive(root, section) : root;
+    assert_non_null(obj);
+    if (value) {
+        cJSON *v = cJSON_Parse(value);
+        assert_non_null(v);
+        assert_true(cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v));
+    } else {
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(obj, key));
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    }
+    char *edited = cJSON_Print(root);
+    assert_int_equal(sevo_write_file_atomic(path, edited, strlen(edited), &err), 0);
+    free(text);
+    free(edited);
+    cJSON_Delete(root);
+}
+
+/* How π_text was taught travels with the checkpoint's config.json: saved and loaded
+ * back, absent in an older checkpoint (which answers at once), refused when not a
+ * boolean, with the file and field named. */
+static void test_config_text_reasoning(void **state) {
+    (void)state;
+    char dir[] = "/tmp/sevo-cfg-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    vlm_config c, back;
+    vlm_config_tiny(&c, 40);
+    c.bos_token_id = c.eos_token_id = c.pad_token_id = c.image_token_id = 1;
+    sevo_error err;
+    for (int on = 0; on <= 1; on++) {
+        c.text_reasoning = on;
+        assert_int_equal(vlm_config_save(&c, path, &err), 0);
+        assert_int_equal(vlm_config_load(&back, path, &err), 0);
+        assert_int_equal(back.text_reasoning, on);
+    }
+    /* saved with true: an older checkpoint has no such key, a bad one a string */
+    save_edited_config(&c, path, NULL, "sevo_text_reasoning", NULL);
+    assert_int_equal(vlm_config_load(&back, path, &err), 0);
+    assert_int_equal(back.text_reasoning, 0);
+    save_edited_config(&c, path, NULL, "sevo_text_reasoning", "\"yes\"");
+    assert_int_equal(vlm_config_load(&back, path, &err), -1);
+    assert_non_null(strstr(err.msg, "field 'sevo_text_reasoning': expected true or false"));
+    assert_non_null(strstr(err.msg, path));
+    sevo_remove_tree(dir);
+}
+
 /* config.json values that would overflow int arithmetic, or cannot be written back, are
  * refused with the file and field; each case edits one field of a valid saved config. */
 static void test_config_json_limits(void **state) {
@@ -392,16 +449,7 @@ static void test_config_json_limits(void **state) {
     c.bos_token_id = c.eos_token_id = c.pad_token_id = c.image_token_id = 1;
     sevo_error err;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        assert_int_equal(vlm_config_save(&c, path, &err), 0);
-        char *text = NULL;
-        assert_int_equal(sevo_read_file(path, &text, NULL, &err), 0);
-        cJSON *root = cJSON_Parse(text), *value = cJSON_Parse(cases[i].value);
-        assert_non_null(root);
-        assert_non_null(value);
-        cJSON *section = cJSON_GetObjectItemCaseSensitive(root, cases[i].section);
-        assert_true(cJSON_ReplaceItemInObjectCaseSensitive(section, cases[i].key, value));
-        char *edited = cJSON_Print(root);
-        assert_int_equal(sevo_write_file_atomic(path, edited, strlen(edited), &err), 0);
+        save_edited_config(&c, path, cases[i].section, cases[i].key, cases[i].value);
         vlm_config back;
         int rc = vlm_config_load(&back, path, &err);
         if (!cases[i].why) {
@@ -411,9 +459,6 @@ static void test_config_json_limits(void **state) {
             if (!strstr(err.msg, cases[i].why) || !strstr(err.msg, path))
                 fail_msg("case %zu: '%s' lacks '%s' or the path", i, err.msg, cases[i].why);
         }
-        free(text);
-        free(edited);
-        cJSON_Delete(root);
     }
     sevo_remove_tree(dir);
 }
@@ -421,6 +466,7 @@ static void test_config_json_limits(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_json_limits),
+        cmocka_unit_test(test_config_text_reasoning),
         cmocka_unit_test(test_gradients_llama_style),
         cmocka_unit_test(test_gradients_other_choices),
         cmocka_unit_test(test_kv_cache_matches_full_forward),

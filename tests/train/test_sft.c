@@ -154,29 +154,47 @@ static void test_resume_is_bitwise_identical(void **state) {
     assert_false(sevo_file_exists(p));
 }
 
+/* The test world's records and the SFT examples built from them under cfg, with a
+ * vocabulary of the control tokens (all the checks count; other words may be <unk>). */
+typedef struct built_examples {
+    sevo_dataset ds;
+    sevo_tokenizer *tok;
+    prompt_ids p;
+    example_set es;
+} built_examples;
+
+static void build_examples(const sevo_config *cfg, built_examples *b) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/data/train.jsonl", g_dir);
+    sevo_error err;
+    assert_int_equal(dataset_load_jsonl(&b->ds, path, 0, &err), 0);
+    const char *texts[] = {"yes no"};
+    assert_int_equal(
+        tokenizer_build_wordlevel(&b->tok, texts, 1, PROMPT_SPECIAL_TOKENS, PROMPT_NUM_SPECIAL_TOKENS, &err), 0);
+    assert_int_equal(prompt_ids_resolve(&b->p, b->tok, &err), 0);
+    vlm_config c;
+    vlm_config_tiny(&c, tokenizer_vocab_size(b->tok));
+    example_set_init(&b->es, c.num_channels * c.image_size * c.image_size);
+    assert_int_equal(sft_build_examples(&b->ds, b->tok, &c, cfg, 512, &b->es, &err), 0);
+}
+
+static void built_examples_free(built_examples *b) {
+    example_set_free(&b->es);
+    tokenizer_free(b->tok);
+    dataset_free(&b->ds);
+}
+
 /* Builds the examples of the test world's records with the given share of cut traces
  * and checks every trace: its number of steps, and whether its <answer> is a target. */
 static void check_traces(float fraction, int *cut, int *whole) {
-    char path[128];
-    snprintf(path, sizeof path, "%s/data/train.jsonl", g_dir);
-    sevo_dataset ds;
-    sevo_error err;
-    assert_int_equal(dataset_load_jsonl(&ds, path, 0, &err), 0);
-    /* the control tokens are all that is counted: other words may be <unk> */
-    const char *texts[] = {"yes no"};
-    sevo_tokenizer *tok;
-    assert_int_equal(tokenizer_build_wordlevel(&tok, texts, 1, PROMPT_SPECIAL_TOKENS, PROMPT_NUM_SPECIAL_TOKENS, &err),
-                     0);
-    prompt_ids p;
-    assert_int_equal(prompt_ids_resolve(&p, tok, &err), 0);
-    vlm_config c;
-    vlm_config_tiny(&c, tokenizer_vocab_size(tok));
     sevo_config cfg;
     config_defaults(&cfg);
     cfg.sft.early_answer_fraction = fraction;
-    example_set es;
-    example_set_init(&es, c.num_channels * c.image_size * c.image_size);
-    assert_int_equal(sft_build_examples(&ds, tok, &c, &cfg, 512, &es, &err), 0);
+    built_examples b;
+    build_examples(&cfg, &b);
+    const sevo_dataset ds = b.ds;
+    const example_set es = b.es;
+    const prompt_ids p = b.p;
     *cut = *whole = 0;
     int e = 0, lengths[8] = {0};
     for (int i = 0; i < ds.n; i++) {
@@ -204,9 +222,7 @@ static void check_traces(float fraction, int *cut, int *whole) {
     }
     assert_int_equal(e, es.n);
     if (*cut) assert_true(lengths[1] + lengths[2] + lengths[3] + lengths[4] >= 2); /* the cuts vary */
-    example_set_free(&es);
-    tokenizer_free(tok);
-    dataset_free(&ds);
+    built_examples_free(&b);
 }
 
 static void test_early_answer_traces(void **state) {
@@ -221,11 +237,62 @@ static void test_early_answer_traces(void **state) {
     assert_true(cut > 10 && whole > cut); /* about a quarter of 120 */
 }
 
+/* π_text's examples: no image; answering at once, only the answer and <eos> are trained
+ * (<answer> ends the prompt); reasoning, the question's steps up to its depth and then
+ * <answer>, all trained, with the prompt ending at the description. */
+static void check_text_examples(int reasoning) {
+    sevo_config cfg;
+    config_defaults(&cfg);
+    cfg.sft.text_reasoning = reasoning;
+    built_examples b;
+    build_examples(&cfg, &b);
+    const sevo_dataset ds = b.ds;
+    const example_set es = b.es;
+    const prompt_ids p = b.p;
+    int e = 0, deep = 0;
+    for (int i = 0; i < ds.n; i++, e += ds.samples[i - 1].wrong_perception ? 3 : 2) {
+        const sevo_sample *s = &ds.samples[i];
+        const train_example *x = &es.ex[e + 1];
+        assert_int_equal(x->image, -1);
+        assert_int_equal(x->ids[1], p.text);
+        int perceive_at = -1, answer_at = -1, steps = 0;
+        for (int t = 0; t < x->n; t++) {
+            if (x->ids[t] == p.perceive) perceive_at = t;
+            if (x->ids[t] == p.answer) answer_at = t;
+            steps += x->ids[t] == p.step;
+        }
+        assert_true(perceive_at > 1 && answer_at > perceive_at);
+        assert_int_equal(x->ids[x->n - 1], p.eos);
+        int want_steps = reasoning ? (s->depth > 0 && s->depth < s->n_steps ? s->depth : s->n_steps) : 0;
+        assert_int_equal(steps, want_steps);
+        deep += want_steps >= 3;
+        /* the response: from the first <step> (reasoning) or the answer on, all trained */
+        int first = answer_at + 1;
+        if (reasoning) {
+            first = perceive_at + 1;
+            while (x->ids[first] != p.step) first++;
+            assert_true(first > perceive_at + 1); /* the description comes first */
+        }
+        for (int t = 0; t < x->n; t++) assert_int_equal(x->loss[t] != 0, t >= first);
+        assert_float_equal(x->weight, cfg.sft.text_loss_weight, 0);
+    }
+    assert_int_equal(e, es.n);
+    if (reasoning) assert_true(deep > 0); /* depth-3 questions write three steps */
+    built_examples_free(&b);
+}
+
+static void test_text_examples(void **state) {
+    (void)state;
+    check_text_examples(0);
+    check_text_examples(1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_falls_and_checkpoint_is_complete),
         cmocka_unit_test(test_resume_is_bitwise_identical),
         cmocka_unit_test(test_early_answer_traces),
+        cmocka_unit_test(test_text_examples),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
