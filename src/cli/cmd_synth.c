@@ -18,6 +18,8 @@ int cmd_synth(int argc, char **argv) {
         {"image_size", FLAG_CONFIG, NULL, "synth.image_size", "image side in pixels"},
         {"cooccurrence", FLAG_CONFIG, NULL, "synth.cooccurrence", "P(partner object drawn too)"},
         {"noise", FLAG_CONFIG, NULL, "synth.noise", "pixel noise std in [0,1]"},
+        {"faint_fraction", FLAG_CONFIG, NULL, "synth.faint_fraction", "P(a partner object is drawn faint)"},
+        {"faint_contrast", FLAG_CONFIG, NULL, "synth.faint_contrast", "a faint object's opacity, (0,1]"},
         {"seed", FLAG_INT, &seed, NULL, "random seed (default: the config's seed)"},
     };
     int rc = cli_parse("synth", "Render the synthetic visual world: train.jsonl, test.jsonl and the "
@@ -33,6 +35,8 @@ int cmd_synth(int argc, char **argv) {
     o.image_size = cfg.synth.image_size;
     o.cooccurrence = cfg.synth.cooccurrence;
     o.noise = cfg.synth.noise;
+    o.faint_fraction = cfg.synth.faint_fraction;
+    o.faint_contrast = cfg.synth.faint_contrast;
     sevo_error err;
     double t0 = sevo_now();
     if (synth_generate(&o, &err)) {

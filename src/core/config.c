@@ -124,6 +124,7 @@ static const key_def KEYS[] = {
     KEY("sr_dpo.loss_type", T_STRING, sr_dpo.loss_type, .dflt = "sigmoid",
         .check = check_loss_type),
     KEY("sr_dpo.rpo_alpha", T_FLOAT, sr_dpo.rpo_alpha, .flags = GE, .lo = 0, .dflt = "0"),
+    KEY("sr_dpo.dpop_lambda", T_FLOAT, sr_dpo.dpop_lambda, .flags = GE, .lo = 0, .dflt = "0"),
 
     KEY("sft.num_epochs", T_INT, sft.num_epochs, .flags = GE, .lo = 1, .dflt = "1"),
     KEY("sft.learning_rate", T_FLOAT, sft.learning_rate, .flags = GT, .lo = 0, .dflt = "5e-5"),
@@ -163,6 +164,8 @@ static const key_def KEYS[] = {
     KEY("synth.cooccurrence", T_FLOAT, synth.cooccurrence, .flags = GE | LE, .lo = 0, .hi = 1,
         .dflt = "0.8"),
     KEY("synth.noise", T_FLOAT, synth.noise, .flags = GE | LE, .lo = 0, .hi = 1, .dflt = "0.04"),
+    KEY("synth.faint_fraction", T_FLOAT, synth.faint_fraction, .flags = GE | LE, .lo = 0, .hi = 1, .dflt = "0"),
+    KEY("synth.faint_contrast", T_FLOAT, synth.faint_contrast, .flags = GT | LE, .lo = 0, .hi = 1, .dflt = "0.25"),
 
     KEY("output_dir", T_STRING, output_dir, .flags = NONEMPTY, .dflt = "./output"),
     KEY("sft_output_dir", T_STRING, sft_output_dir, .flags = NONEMPTY, .dflt = "./output/sft_ckpt"),

@@ -60,6 +60,7 @@ typedef struct sevo_sr_dpo_section {
     float label_smoothing; /* sevo: [0, 0.5) */
     char loss_type[16];    /* sevo: "sigmoid" | "ipo" | "hinge" */
     float rpo_alpha;       /* sevo: weight of the chosen texts' mean token NLL added to the loss (RPO) */
+    float dpop_lambda;     /* sevo: DPO-Positive penalty on the chosen text falling below the reference */
 } sevo_sr_dpo_section;
 
 typedef struct sevo_sft_section {
@@ -105,6 +106,8 @@ typedef struct sevo_synth_section { /* sevo: the embedded synthetic world */
     int image_size;
     float cooccurrence; /* probability that a present object's partner is also drawn */
     float noise;        /* pixel noise std, in [0,1] units */
+    float faint_fraction; /* probability that a partner object is drawn faint */
+    float faint_contrast; /* a faint object's opacity */
 } sevo_synth_section;
 
 typedef struct sevo_config {

@@ -156,6 +156,17 @@ void synth_scene_sample(sevo_rng *r, float cooccurrence, synth_scene *s) {
         free_cells[j] = free_cells[--nf];
     }
     sort_by_position(s->obj, s->n);
+    memset(s->faint, 0, sizeof s->faint);
+}
+
+void synth_mark_faint(synth_scene *s, float fraction, sevo_rng *r) {
+    int present[SYNTH_NUM_TYPES], is_partner[SYNTH_NUM_TYPES] = {0};
+    present_types(s, present);
+    for (int i = 0; i < s->n; i++) is_partner[synth_partner(object_type(&s->obj[i]))] = 1;
+    for (int i = 0; i < s->n; i++) {
+        float u = sevo_rng_uniform(r); /* one draw per object, whatever it is */
+        s->faint[i] = is_partner[object_type(&s->obj[i])] && u < fraction;
+    }
 }
 
 /* ---- rendering ---- */
@@ -187,7 +198,7 @@ static float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); 
 /* Uniform in [-a, a). */
 static float jitter(sevo_rng *r, float a) { return a * (2.0f * sevo_rng_uniform(r) - 1.0f); }
 
-void synth_render(const synth_scene *s, int image_size, float noise, sevo_rng *r,
+void synth_render(const synth_scene *s, int image_size, float noise, float faint_contrast, sevo_rng *r,
                   unsigned char *rgb) {
     const int S = image_size;
     const float cell = (float)S / (float)SYNTH_GRID;
@@ -198,11 +209,13 @@ void synth_render(const synth_scene *s, int image_size, float noise, sevo_rng *r
     for (int c = 0; c < 3; c++) bg[c] = clamp01(bright + jitter(r, 0.025f));
 
     drawn_object d[SYNTH_MAX_OBJECTS];
+    float opacity[SYNTH_MAX_OBJECTS];
     int n = s ? s->n : 0;
     for (int i = 0; i < n; i++) {
         const synth_object *o = &s->obj[i];
         int row = o->position / SYNTH_GRID, col = o->position % SYNTH_GRID;
         d[i].shape = o->shape;
+        opacity[i] = s->faint[i] ? faint_contrast : 1.0f;
         d[i].cx = ((float)col + 0.5f + jitter(r, 0.08f)) * cell;
         d[i].cy = ((float)row + 0.5f + jitter(r, 0.08f)) * cell;
         d[i].h = 0.5f * cell * (0.55f + 0.20f * sevo_rng_uniform(r));
@@ -228,7 +241,7 @@ void synth_render(const synth_scene *s, int image_size, float noise, sevo_rng *r
                         hits += inside_shape(o->shape, x - o->cx, y - o->cy, o->h);
                     }
                 if (hits == 0) continue;
-                float a = (float)hits / 16.0f;
+                float a = opacity[i] * (float)hits / 16.0f;
                 for (int c = 0; c < 3; c++) v[c] = v[c] * (1.0f - a) + o->rgb[c] * a;
             }
             unsigned char *out = rgb + ((size_t)py * (size_t)S + (size_t)px) * 3;
@@ -585,6 +598,8 @@ enum {
     P_POPE_RANDOM,
     P_POPE_POPULAR,
     P_POPE_ADVERSARIAL,
+    P_TRAIN_FAINT,
+    P_TEST_FAINT,
 };
 
 enum { POPE_RANDOM, POPE_POPULAR, POPE_ADVERSARIAL, NUM_POPE };
@@ -604,6 +619,8 @@ void synth_options_default(synth_options *o) {
     o->image_size = 30;
     o->cooccurrence = 0.8f;
     o->noise = 0.04f;
+    o->faint_fraction = 0.0f;
+    o->faint_contrast = 0.25f;
 }
 
 /* PNG bytes are collected in memory and then written atomically. */
@@ -887,6 +904,8 @@ static int write_world(const synth_options *o, const split_stats *train, const s
         add_number(opt, "image_size", o->image_size, &ok);
         add_number(opt, "cooccurrence", round4(o->cooccurrence), &ok);
         add_number(opt, "noise", round4(o->noise), &ok);
+        add_number(opt, "faint_fraction", round4(o->faint_fraction), &ok);
+        add_number(opt, "faint_contrast", round4(o->faint_contrast), &ok);
     }
     add_item(w, "options", opt, &ok);
     add_item(w, "train", stats_json(train, 1, &ok), &ok);
@@ -934,6 +953,10 @@ static int check_options(const synth_options *o, sevo_error *err) {
         return sevo_fail(err, "synth: cooccurrence %g out of range [0, 1]", (double)o->cooccurrence);
     if (!(o->noise >= 0.0f && o->noise <= 1.0f))
         return sevo_fail(err, "synth: noise %g out of range [0, 1]", (double)o->noise);
+    if (!(o->faint_fraction >= 0.0f && o->faint_fraction <= 1.0f))
+        return sevo_fail(err, "synth: faint_fraction %g out of range [0, 1]", (double)o->faint_fraction);
+    if (!(o->faint_contrast > 0.0f && o->faint_contrast <= 1.0f))
+        return sevo_fail(err, "synth: faint_contrast %g out of range (0, 1]", (double)o->faint_contrast);
     return 0;
 }
 
@@ -965,7 +988,7 @@ static int write_images(const synth_options *o, const char *split, int purpose, 
             char rel[64], path[4096];
             sevo_rng rr;
             sample_rng(&rr, o->seed, purpose, first + i);
-            synth_render(&scenes[i], o->image_size, o->noise, &rr, rgb);
+            synth_render(&scenes[i], o->image_size, o->noise, o->faint_contrast, &rr, rgb);
             snprintf(rel, sizeof rel, "images/%s_%06d.png", split, first + i);
             sevo_path_join(path, sizeof path, o->output_dir, rel);
             if (write_png(path, rgb, o->image_size, &png, &local) != 0) {
@@ -1003,6 +1026,9 @@ static int generate_split(const synth_options *o, int is_train, synth_scene *chu
             sevo_rng rs;
             sample_rng(&rs, o->seed, is_train ? P_TRAIN_SCENE : P_TEST_SCENE, first + j);
             synth_scene_sample(&rs, o->cooccurrence, &chunk[j]);
+            /* a stream of its own: with no faint objects the world is what it was */
+            sample_rng(&rs, o->seed, is_train ? P_TRAIN_FAINT : P_TEST_FAINT, first + j);
+            synth_mark_faint(&chunk[j], o->faint_fraction, &rs);
             if (keep) keep[first + j] = chunk[j];
         }
         if (write_images(o, split, is_train ? P_TRAIN_RENDER : P_TEST_RENDER, first, chunk, n,

@@ -77,6 +77,7 @@ typedef struct synth_object {
 typedef struct synth_scene {
     int n;
     synth_object obj[SYNTH_MAX_OBJECTS];
+    unsigned char faint[SYNTH_MAX_OBJECTS]; /* 1: obj[i] is drawn faint (see synth_mark_faint) */
 } synth_scene;
 
 /* Samples a scene: n uniform in 1..4; the first type uniform; then, while fewer than
@@ -84,9 +85,17 @@ typedef struct synth_scene {
  * whose partner is absent, else a uniform absent type; cells uniform over free ones. */
 void synth_scene_sample(sevo_rng *r, float cooccurrence, synth_scene *s);
 
+/* Marks each partner object (an object whose type is the partner of another object's
+ * in the scene) faint with probability `fraction`, drawing one number per object from r.
+ * A faint object is in the ground truth like any other but drawn at a fraction of its
+ * contrast: the small detail a model misses and then fills in from the co-occurrence
+ * prior, which is where a VLM's object hallucination comes from. */
+void synth_mark_faint(synth_scene *s, float fraction, sevo_rng *r);
+
 /* Renders a scene (n = 0 gives the background only, e.g. a "blank image") into rgb
  * (image_size * image_size * 3 bytes, row-major RGB). Draws only from r. */
-void synth_render(const synth_scene *s, int image_size, float noise, sevo_rng *r,
+/* Faint objects are blended at opacity faint_contrast (1 draws them like the rest). */
+void synth_render(const synth_scene *s, int image_size, float noise, float faint_contrast, sevo_rng *r,
                   unsigned char *rgb);
 
 /* Formats objects as a perception: "<colour> <shape> at <position>" joined by " , ",
@@ -129,10 +138,12 @@ typedef struct synth_options {
     int image_size;     /* pixels per side, 8..1024 */
     float cooccurrence; /* P(add a partner), in [0, 1] */
     float noise;        /* std of Gaussian pixel noise, [0, 1] units */
+    float faint_fraction; /* P(a partner object is drawn faint), in [0, 1] */
+    float faint_contrast; /* a faint object's opacity, in (0, 1] */
 } synth_options;
 
 /* Defaults: output_dir "data/synthetic", 4000 train, 1000 test, seed 42, 32 px,
- * co-occurrence 0.8, noise 0.04. */
+ * co-occurrence 0.8, noise 0.04, faint fraction 0 (contrast 0.25). */
 void synth_options_default(synth_options *o);
 
 /* Writes the data set into o->output_dir (created if needed): images/train_%06d.png and

@@ -112,6 +112,8 @@ static int dpo_check(const dpo_batch *batch, const dpo_settings *s, sevo_error *
     if (!(s->label_smoothing >= 0.0 && s->label_smoothing < 0.5))
         return sevo_fail(err, "dpo_loss: label_smoothing must be in [0, 0.5), got %g",
                          s->label_smoothing);
+    if (!(s->dpop_lambda >= 0.0 && isfinite(s->dpop_lambda)))
+        return sevo_fail(err, "dpo_loss: dpop_lambda must be a finite number >= 0, got %g", s->dpop_lambda);
     if (s->label_smoothing != 0.0 && s->loss_type != DPO_LOSS_SIGMOID)
         return sevo_fail(err,
                          "dpo_loss: label_smoothing (%g) applies to the sigmoid loss only, "
@@ -133,8 +135,10 @@ int dpo_loss(const dpo_batch *batch, const dpo_settings *settings, double *grad_
         const double pc = batch->policy_chosen_logp[i], pr = batch->policy_rejected_logp[i];
         const double chosen_ratio = pc - batch->ref_chosen_logp[i];
         const double rejected_ratio = pr - batch->ref_rejected_logp[i];
-        const double h = chosen_ratio - rejected_ratio; /* log-ratio margin */
-        const double f = beta * h;                      /* implicit reward margin */
+        /* DPO-Positive: the chosen response falling below the reference costs extra */
+        const int dpop_on = settings->dpop_lambda > 0.0 && chosen_ratio < 0.0;
+        const double h = chosen_ratio - rejected_ratio + (dpop_on ? settings->dpop_lambda * chosen_ratio : 0.0);
+        const double f = beta * h; /* implicit reward margin */
 
         /* dloss_dh: derivative of this pair's loss with respect to h; since
          * h = pi_c - pi_r + const, it is dL/dpi_c and minus dL/dpi_r. */
@@ -160,7 +164,7 @@ int dpo_loss(const dpo_batch *batch, const dpo_settings *settings, double *grad_
             break;
         }
         loss += pair_loss;
-        if (grad_chosen) grad_chosen[i] = dloss_dh * inv_n;
+        if (grad_chosen) grad_chosen[i] = dloss_dh * (dpop_on ? 1.0 + settings->dpop_lambda : 1.0) * inv_n;
         if (grad_rejected) grad_rejected[i] = -dloss_dh * inv_n;
 
         const double reward_chosen = beta * chosen_ratio, reward_rejected = beta * rejected_ratio;

@@ -107,6 +107,7 @@ typedef struct dpo_settings {
     double beta;            /* > 0 */
     double label_smoothing; /* epsilon in [0, 0.5); must be 0 unless loss_type is SIGMOID */
     dpo_loss_type loss_type;
+    double dpop_lambda;     /* >= 0: DPO-Positive's penalty weight (0 = off), below */
 } dpo_settings;
 
 /* One batch of n preference pairs: the summed log-probability of the chosen (y_w) and
@@ -144,13 +145,21 @@ typedef struct dpo_metrics {
  *            log-probs, so a caller that wants that passes averages here)
  *   HINGE:   max(0, 1 - f)        (TRL's relu(1 - beta*h)); its derivative at f = 1 is
  *            taken as 0, like ReLU's at 0.
+ * With dpop_lambda > 0 (DPO-Positive, Pal et al. 2024, "Smaug"), h becomes
+ *   h - dpop_lambda * max(0, ref_c - pi_c)
+ * for every loss type: lowering the chosen response's likelihood below the reference's
+ * is penalised. Why: when chosen and rejected differ in a token or two (a perception with
+ * one object misread), plain DPO can raise the margin by lowering both, and the mass they
+ * lose goes to other responses; DPOP keeps the chosen one from falling. The penalty's
+ * derivative at pi_c = ref_c is taken as 0 (off until the chosen falls).
  * Writes the gradient of the MEAN loss with respect to each pair's policy log-probs into
  * grad_chosen[n] and grad_rejected[n] (either may be NULL); the reference log-probs are
- * constants. dL/dpi_r = -dL/dpi_c for every loss type. metrics may be NULL.
+ * constants. dL/dpi_r = -dL/dh; dL/dpi_c = dL/dh, times (1 + dpop_lambda) where the
+ * penalty is active. metrics may be NULL (its margins and rewards stay plain DPO's).
  * Fails (and writes nothing) when n < 1, a pointer in batch is NULL, beta <= 0 or not
  * finite, label_smoothing is outside [0, 0.5) or nonzero for IPO / hinge (they have no
- * smoothed form; rejecting beats silently ignoring a configured value), or the type is
- * unknown. Non-finite log-probs are not checked: they give a non-finite loss. */
+ * smoothed form; rejecting beats silently ignoring a configured value), dpop_lambda is
+ * negative or not finite, or the type is unknown. Non-finite log-probs are not checked: they give a non-finite loss. */
 int dpo_loss(const dpo_batch *batch, const dpo_settings *settings, double *grad_chosen,
              double *grad_rejected, dpo_metrics *metrics, sevo_error *err);
 

@@ -177,7 +177,8 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
         return sevo_fail(err, "sr_dpo.label_smoothing %g: applies to loss_type sigmoid only (got %s)",
                          h->label_smoothing, h->loss_type);
     x.rpo_alpha = h->rpo_alpha;
-    x.set = (dpo_settings){.beta = h->beta, .label_smoothing = h->label_smoothing, .loss_type = (dpo_loss_type)lt};
+    x.set = (dpo_settings){.beta = h->beta, .label_smoothing = h->label_smoothing, .loss_type = (dpo_loss_type)lt,
+                           .dpop_lambda = h->dpop_lambda};
     if (preferences_load_jsonl(&prefs, o->preference_path, o->skip_bad_lines, err)) return -1;
     if (checkpoint_load_model(o->model_path, &m, &tok, err)) goto done;
     const vlm_config *c = vlm_get_config(m);

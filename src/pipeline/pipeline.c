@@ -102,6 +102,8 @@ static int stage_synth(const pipeline_options *o, sevo_error *err) {
     so.image_size = cfg->synth.image_size;
     so.cooccurrence = cfg->synth.cooccurrence;
     so.noise = cfg->synth.noise;
+    so.faint_fraction = cfg->synth.faint_fraction;
+    so.faint_contrast = cfg->synth.faint_contrast;
     if (o->verbose) printf("[synth] rendering %d + %d scenes into %s\n", so.num_train, so.num_test, so.output_dir);
     return synth_generate(&so, err);
 }

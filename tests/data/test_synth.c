@@ -677,7 +677,7 @@ static void test_render(void **state) {
     static unsigned char rgb[S * S * 3];
     sevo_rng r;
     sevo_rng_seed(&r, 5, 5);
-    synth_render(&s, S, 0.0f, &r, rgb);
+    synth_render(&s, S, 0.0f, 1.0f, &r, rgb);
     const float cell = S / 3.0f;
     for (int p = 0; p < 9; p++) {
         int obj = -1;
@@ -714,6 +714,54 @@ static void test_render(void **state) {
         assert_int_equal(nearest, s.obj[obj].color);
         assert_true(nd < 60);
     }
+}
+
+/* Faint objects: with fraction 1 exactly the partner objects are marked (an object whose
+ * type is the partner of another present object's), with 0 none; and a faint object is
+ * blended at its opacity: without noise, its centre pixel lies that fraction of the way
+ * from the background to the drawn colour. */
+static void test_faint(void **state) {
+    (void)state;
+    sevo_rng r;
+    sevo_rng_seed(&r, 9, 9);
+    int marked = 0, partners = 0;
+    for (int i = 0; i < 500; i++) {
+        synth_scene s;
+        synth_scene_sample(&r, 0.8f, &s);
+        synth_scene z = s;
+        synth_mark_faint(&z, 0.0f, &r);
+        synth_mark_faint(&s, 1.0f, &r);
+        for (int a = 0; a < s.n; a++) {
+            int is_partner = 0;
+            for (int b = 0; b < s.n; b++)
+                is_partner |= synth_partner(synth_type(s.obj[b].shape, s.obj[b].color)) ==
+                              synth_type(s.obj[a].shape, s.obj[a].color);
+            assert_int_equal(s.faint[a], is_partner);
+            assert_int_equal(z.faint[a], 0);
+            partners += is_partner;
+            marked += s.faint[a];
+        }
+    }
+    assert_true(partners > 100); /* the co-occurrence prior makes many */
+    assert_int_equal(marked, partners);
+
+    enum { S = 48 };
+    static unsigned char full[S * S * 3], faint[S * S * 3];
+    synth_scene s = {.n = 1, .obj = {{1, 0, 4}}}; /* a square of colour 0 at the centre */
+    sevo_rng_seed(&r, 5, 5);
+    synth_render(&s, S, 0.0f, 0.25f, &r, full); /* not marked: drawn in full */
+    s.faint[0] = 1;
+    sevo_rng_seed(&r, 5, 5); /* the same draws: the same background and jitter */
+    synth_render(&s, S, 0.0f, 0.25f, &r, faint);
+    const unsigned char *bg = full + ((S / 6) * S + S / 6) * 3; /* an empty corner cell */
+    const int c = ((S / 2) * S + S / 2) * 3;
+    for (int k = 0; k < 3; k++) {
+        float want = 0.75f * (float)bg[k] + 0.25f * (float)full[c + k];
+        assert_true(fabsf((float)faint[c + k] - want) <= 1.0f);
+    }
+    int contrast = 0;
+    for (int k = 0; k < 3; k++) contrast += abs(full[c + k] - bg[k]);
+    assert_true(contrast > 60); /* the full square does stand out */
 }
 
 static void test_questions_unsupported(void **state) {
@@ -780,6 +828,14 @@ static void test_bad_options(void **state) {
     o.cooccurrence = 1.5f;
     assert_int_equal(synth_generate(&o, &err), -1);
     assert_non_null(strstr(err.msg, "cooccurrence"));
+    o.cooccurrence = 0.8f;
+    o.faint_fraction = -0.1f;
+    assert_int_equal(synth_generate(&o, &err), -1);
+    assert_non_null(strstr(err.msg, "faint_fraction"));
+    o.faint_fraction = 0.5f;
+    o.faint_contrast = 0.0f;
+    assert_int_equal(synth_generate(&o, &err), -1);
+    assert_non_null(strstr(err.msg, "faint_contrast"));
     assert_false(sevo_dir_exists("/tmp/sevo_synth_never_created"));
 }
 
@@ -794,6 +850,7 @@ int main(void) {
         cmocka_unit_test(test_partner),
         cmocka_unit_test(test_parse_perception),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_faint),
         cmocka_unit_test(test_questions_unsupported),
         cmocka_unit_test(test_bad_options),
     };

@@ -263,7 +263,7 @@ static void test_dpo_sigmoid_hand(void **state) {
     (void)state;
     sevo_error err = {{0}};
     dpo_batch b = hand_batch(1);
-    dpo_settings s = {0.5, 0.0, DPO_LOSS_SIGMOID};
+    dpo_settings s = {0.5, 0.0, DPO_LOSS_SIGMOID, 0.0};
     double gc[2], gr[2];
     dpo_metrics m;
     assert_int_equal(dpo_loss(&b, &s, gc, gr, &m, &err), 0);
@@ -321,7 +321,7 @@ static void test_dpo_ipo_hinge_hand(void **state) {
 
     /* IPO, beta = 0.5: target 1/(2 beta) = 1, h = 1.5: loss (1.5-1)^2 = 0.25,
      * dL/dpi_c = 2 (1.5 - 1) = 1. */
-    dpo_settings s = {0.5, 0.0, DPO_LOSS_IPO};
+    dpo_settings s = {0.5, 0.0, DPO_LOSS_IPO, 0.0};
     assert_int_equal(dpo_loss(&b, &s, gc, gr, &m, &err), 0);
     expect_near(m.loss, 0.25, 0.0);
     expect_near(gc[0], 1.0, 0.0);
@@ -334,7 +334,7 @@ static void test_dpo_ipo_hinge_hand(void **state) {
     expect_near(gc[0], 2.0, 0.0);
 
     /* Hinge, beta = 0.5: f = 0.75 < 1: loss 1 - 0.75 = 0.25, dL/dpi_c = -beta = -0.5. */
-    s = (dpo_settings){0.5, 0.0, DPO_LOSS_HINGE};
+    s = (dpo_settings){0.5, 0.0, DPO_LOSS_HINGE, 0.0};
     assert_int_equal(dpo_loss(&b, &s, gc, gr, &m, &err), 0);
     expect_near(m.loss, 0.25, 0.0);
     expect_near(gc[0], -0.5, 0.0);
@@ -368,7 +368,7 @@ static void test_dpo_policy_equals_reference(void **state) {
     sevo_error err = {{0}};
     const double c[3] = {-5.0, -7.5, -40.0}, r[3] = {-6.0, -3.0, -41.0};
     dpo_batch b = {c, r, c, r, 3};
-    dpo_settings s = {0.1, 0.2, DPO_LOSS_SIGMOID};
+    dpo_settings s = {0.1, 0.2, DPO_LOSS_SIGMOID, 0.0};
     double gc[3];
     dpo_metrics m;
     assert_int_equal(dpo_loss(&b, &s, gc, NULL, &m, &err), 0);
@@ -387,7 +387,7 @@ static void test_dpo_extreme_margins(void **state) {
      * but softplus keeps the loss exact: softplus(-1000) = 0, softplus(1000) = 1000. */
     const double pc[2] = {0.0, -1000.0}, pr[2] = {-1000.0, 0.0}, zero[2] = {0.0, 0.0};
     dpo_batch b = {pc, pr, zero, zero, 2};
-    dpo_settings s = {1.0, 0.0, DPO_LOSS_SIGMOID};
+    dpo_settings s = {1.0, 0.0, DPO_LOSS_SIGMOID, 0.0};
     double gc[2], gr[2];
     dpo_metrics m;
     assert_int_equal(dpo_loss(&b, &s, gc, gr, &m, &err), 0);
@@ -424,7 +424,7 @@ static void check_dpo_gradient(dpo_settings s, const char *what) {
     if (dpo_loss(&b, &s, gc, gr, NULL, &err) != 0) fail_msg("%s: %s", what, err.msg);
     const double step = 1e-6;
     for (int i = 0; i < 5; i++) {
-        expect_near(gr[i], -gc[i], 0.0);
+        if (s.dpop_lambda == 0.0) expect_near(gr[i], -gc[i], 0.0);
         if (s.loss_type == DPO_LOSS_HINGE) {
             const double f = s.beta * ((pc[i] - rc[i]) - (pr[i] - rr[i]));
             assert_true(fabs(f - 1.0) > 0.05);
@@ -445,21 +445,52 @@ static void check_dpo_gradient(dpo_settings s, const char *what) {
     }
 }
 
+/* DPO-Positive on the hand pairs, beta 0.5, lambda 2: pair 0's chosen ratio is +1 (no
+ * penalty: h = 1.5, f = 0.75 as plain DPO), pair 1's is -1 (h = -1 - 1 + 2 * -1 = -4,
+ * f = -2). loss = (softplus(-0.75) + softplus(2)) / 2 = (0.3868710 + 2.1269280) / 2 =
+ * 1.2568995; dL/dh = beta (sigmoid(f) - 1) / 2: pair 0 -0.0802053, pair 1
+ * 0.25 * (0.1192029 - 1) = -0.2201993, which pair 1's chosen takes times 1 + lambda
+ * (-0.6605978) and its rejected with the sign flipped (0.2201993). The rewards and
+ * margins logged stay plain DPO's. */
+static void test_dpo_positive_hand(void **state) {
+    (void)state;
+    sevo_error err = {{0}};
+    dpo_batch b = hand_batch(2);
+    dpo_settings s = {0.5, 0.0, DPO_LOSS_SIGMOID, 2.0};
+    double gc[2], gr[2];
+    dpo_metrics m;
+    assert_int_equal(dpo_loss(&b, &s, gc, gr, &m, &err), 0);
+    expect_near(m.loss, 1.25689950857894, 1e-12);
+    expect_near(gc[0], -0.08020532520615, 1e-12);
+    expect_near(gr[0], 0.08020532520615, 1e-12);
+    expect_near(gc[1], -0.66059780848341, 1e-12);
+    expect_near(gr[1], 0.22019926949447, 1e-12);
+    expect_near(m.rewards_margins, -0.125, 0.0);
+    expect_near(m.grad_weight, 0.60080918940124, 1e-12);
+    s.dpop_lambda = -1.0;
+    assert_int_equal(dpo_loss(&b, &s, gc, gr, &m, &err), -1);
+    assert_non_null(strstr(err.msg, "dpop_lambda"));
+}
+
 static void test_dpo_gradients_fd(void **state) {
     (void)state;
-    check_dpo_gradient((dpo_settings){0.1, 0.0, DPO_LOSS_SIGMOID}, "sigmoid");
-    check_dpo_gradient((dpo_settings){2.0, 0.0, DPO_LOSS_SIGMOID}, "sigmoid beta 2");
-    check_dpo_gradient((dpo_settings){0.5, 0.2, DPO_LOSS_SIGMOID}, "sigmoid eps 0.2");
-    check_dpo_gradient((dpo_settings){0.3, 0.0, DPO_LOSS_IPO}, "ipo");
-    check_dpo_gradient((dpo_settings){1.0, 0.0, DPO_LOSS_HINGE}, "hinge");
-    check_dpo_gradient((dpo_settings){0.4, 0.0, DPO_LOSS_HINGE}, "hinge beta 0.4");
+    check_dpo_gradient((dpo_settings){0.1, 0.0, DPO_LOSS_SIGMOID, 0.0}, "sigmoid");
+    check_dpo_gradient((dpo_settings){2.0, 0.0, DPO_LOSS_SIGMOID, 0.0}, "sigmoid beta 2");
+    check_dpo_gradient((dpo_settings){0.5, 0.2, DPO_LOSS_SIGMOID, 0.0}, "sigmoid eps 0.2");
+    check_dpo_gradient((dpo_settings){0.3, 0.0, DPO_LOSS_IPO, 0.0}, "ipo");
+    check_dpo_gradient((dpo_settings){1.0, 0.0, DPO_LOSS_HINGE, 0.0}, "hinge");
+    check_dpo_gradient((dpo_settings){0.4, 0.0, DPO_LOSS_HINGE, 0.0}, "hinge beta 0.4");
+    /* DPO-Positive: the chosen ratios are -0.3, 0.5, -0.9, 0.3, -0.8, so the penalty is on
+     * for three pairs and off for two, none within a step of its kink at 0 */
+    check_dpo_gradient((dpo_settings){0.1, 0.0, DPO_LOSS_SIGMOID, 5.0}, "dpop sigmoid");
+    check_dpo_gradient((dpo_settings){0.3, 0.0, DPO_LOSS_IPO, 2.0}, "dpop ipo");
 }
 
 static void test_dpo_rejects_bad_settings(void **state) {
     (void)state;
     const double x[1] = {-1.0};
     const dpo_batch good = {x, x, x, x, 1};
-    const dpo_settings ok = {0.1, 0.0, DPO_LOSS_SIGMOID};
+    const dpo_settings ok = {0.1, 0.0, DPO_LOSS_SIGMOID, 0.0};
     struct {
         dpo_batch b;
         dpo_settings s;
@@ -467,16 +498,17 @@ static void test_dpo_rejects_bad_settings(void **state) {
     } bad[] = {
         {{x, x, x, x, 0}, ok, "empty"},
         {{x, NULL, x, x, 1}, ok, "NULL"},
-        {good, {0.0, 0.0, DPO_LOSS_SIGMOID}, "beta"},
-        {good, {-0.1, 0.0, DPO_LOSS_SIGMOID}, "beta"},
-        {good, {NAN, 0.0, DPO_LOSS_SIGMOID}, "beta"},
-        {good, {INFINITY, 0.0, DPO_LOSS_SIGMOID}, "beta"},
-        {good, {0.1, 0.5, DPO_LOSS_SIGMOID}, "label_smoothing"},
-        {good, {0.1, -0.01, DPO_LOSS_SIGMOID}, "label_smoothing"},
-        {good, {0.1, NAN, DPO_LOSS_SIGMOID}, "label_smoothing"},
-        {good, {0.1, 0.1, DPO_LOSS_IPO}, "ipo"},
-        {good, {0.1, 0.1, DPO_LOSS_HINGE}, "hinge"},
-        {good, {0.1, 0.0, (dpo_loss_type)7}, "loss type"},
+        {good, {0.0, 0.0, DPO_LOSS_SIGMOID, 0.0}, "beta"},
+        {good, {-0.1, 0.0, DPO_LOSS_SIGMOID, 0.0}, "beta"},
+        {good, {NAN, 0.0, DPO_LOSS_SIGMOID, 0.0}, "beta"},
+        {good, {INFINITY, 0.0, DPO_LOSS_SIGMOID, 0.0}, "beta"},
+        {good, {0.1, 0.5, DPO_LOSS_SIGMOID, 0.0}, "label_smoothing"},
+        {good, {0.1, -0.01, DPO_LOSS_SIGMOID, 0.0}, "label_smoothing"},
+        {good, {0.1, NAN, DPO_LOSS_SIGMOID, 0.0}, "label_smoothing"},
+        {good, {0.1, 0.1, DPO_LOSS_IPO, 0.0}, "ipo"},
+        {good, {0.1, 0.1, DPO_LOSS_HINGE, 0.0}, "hinge"},
+        {good, {0.1, 0.0, (dpo_loss_type)7, 0.0}, "loss type"},
+        {good, {0.1, 0.0, DPO_LOSS_SIGMOID, NAN}, "dpop_lambda"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sevo_error err = {{0}};
@@ -493,9 +525,9 @@ static void test_dpo_rejects_bad_settings(void **state) {
     assert_int_equal(dpo_loss(NULL, &ok, NULL, NULL, NULL, &err), -1);
     assert_int_equal(dpo_loss(&good, NULL, NULL, NULL, NULL, &err), -1);
     /* The largest allowed smoothing and every type with eps = 0 are fine. */
-    assert_int_equal(dpo_loss(&good, &(dpo_settings){0.1, 0.49, DPO_LOSS_SIGMOID}, NULL,
+    assert_int_equal(dpo_loss(&good, &(dpo_settings){0.1, 0.49, DPO_LOSS_SIGMOID, 0.0}, NULL,
                               NULL, NULL, &err), 0);
-    assert_int_equal(dpo_loss(&good, &(dpo_settings){0.1, 0.0, DPO_LOSS_IPO}, NULL, NULL,
+    assert_int_equal(dpo_loss(&good, &(dpo_settings){0.1, 0.0, DPO_LOSS_IPO, 0.0}, NULL, NULL,
                               NULL, &err), 0);
 }
 
@@ -530,7 +562,7 @@ static void test_dpo_gradient_magnitude(void **state) {
     dpo_batch b = {pc, pr, ref, ref, 1}; /* Delta = 2 - (-2) = 4 */
     double gc[1];
     sevo_error err = {{0}};
-    assert_int_equal(dpo_loss(&b, &(dpo_settings){0.3, 0.0, DPO_LOSS_SIGMOID}, gc, NULL,
+    assert_int_equal(dpo_loss(&b, &(dpo_settings){0.3, 0.0, DPO_LOSS_SIGMOID, 0.0}, gc, NULL,
                               NULL, &err), 0);
     expect_near(-gc[0], dpo_gradient_magnitude(4.0, 0.3), 1e-15);
 }
@@ -676,6 +708,7 @@ int main(void) {
         cmocka_unit_test(test_dpo_ipo_hinge_hand),
         cmocka_unit_test(test_dpo_policy_equals_reference),
         cmocka_unit_test(test_dpo_extreme_margins),
+        cmocka_unit_test(test_dpo_positive_hand),
         cmocka_unit_test(test_dpo_gradients_fd),
         cmocka_unit_test(test_dpo_rejects_bad_settings),
         cmocka_unit_test(test_dpo_loss_type_names),

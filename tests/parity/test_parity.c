@@ -650,9 +650,10 @@ static void check_adamw(char variant) {
 static const struct {
     const char *name;
     dpo_loss_type type;
-    int smoothed;
-} DPO_VARIANTS[] = {{"sigmoid", DPO_LOSS_SIGMOID, 0}, {"ipo", DPO_LOSS_IPO, 0}, {"hinge", DPO_LOSS_HINGE, 0},
-                    {"sigmoid_ls", DPO_LOSS_SIGMOID, 1}};
+    int smoothed, dpop; /* label smoothing; DPO-Positive (their values are in the fixture) */
+} DPO_VARIANTS[] = {{"sigmoid", DPO_LOSS_SIGMOID, 0, 0},    {"ipo", DPO_LOSS_IPO, 0, 0},
+                    {"hinge", DPO_LOSS_HINGE, 0, 0},        {"sigmoid_ls", DPO_LOSS_SIGMOID, 1, 0},
+                    {"sigmoid_dpop", DPO_LOSS_SIGMOID, 0, 1}};
 
 static void check_dpo(char variant) {
     parity *f = parity_open(variant);
@@ -676,10 +677,11 @@ static void check_dpo(char variant) {
     dpo_batch db = {.policy_chosen_logp = pc, .policy_rejected_logp = pr, .ref_chosen_logp = rc,
                     .ref_rejected_logp = rr, .n = 2};
     double beta = ref_scalar(f, "dpo.beta"), eps = ref_scalar(f, "dpo.label_smoothing");
+    double dpop = ref_scalar(f, "dpo.dpop_lambda");
     double g_sig[4] = {0};
     for (size_t k = 0; k < sizeof DPO_VARIANTS / sizeof DPO_VARIANTS[0]; k++) {
         dpo_settings set = {.beta = beta, .label_smoothing = DPO_VARIANTS[k].smoothed ? eps : 0.0,
-                            .loss_type = DPO_VARIANTS[k].type};
+                            .loss_type = DPO_VARIANTS[k].type, .dpop_lambda = DPO_VARIANTS[k].dpop ? dpop : 0.0};
         double gc[2], gr[2], got_g[4];
         dpo_metrics dm;
         sevo_error err;

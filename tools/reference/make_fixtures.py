@@ -12,7 +12,8 @@ batch to reference_<x>.safetensors:
   adamw.*                     3 steps of torch.optim.AdamW with sevo's schedule and
                               clip_grad_norm_
   dpo.*                       the sequence log-probs of image-conditioned chosen/rejected
-                              pairs, the DPO loss in 4 variants and its gradients
+                              pairs, the DPO loss in 5 variants (DPO-Positive the
+                              fifth) and its gradients
   gate.*, reinforce.*         the HSR-EE gate's BCE and gradients, REINFORCE's d log P/d theta
   schedule.*                  a longer learning-rate schedule
 
@@ -299,9 +300,11 @@ def sequence_logps(cfg, p, seqs, imgs):
     return torch.stack(out)
 
 
-def dpo_loss(pol, ref, beta, kind, eps):
-    """Mean DPO loss over pairs; pol and ref are [pairs, 2] (chosen, rejected)."""
+def dpo_loss(pol, ref, beta, kind, eps, dpop=0.0):
+    """Mean DPO loss over pairs; pol and ref are [pairs, 2] (chosen, rejected). dpop > 0:
+    DPO-Positive (Pal et al. 2024), h minus dpop * max(0, ref_chosen - pol_chosen)."""
     h = (pol[:, 0] - ref[:, 0]) - (pol[:, 1] - ref[:, 1])
+    h = h - dpop * torch.relu(ref[:, 0] - pol[:, 0])
     f = beta * h
     if kind == "sigmoid":
         return (-(1 - eps) * F.logsigmoid(f) - eps * F.logsigmoid(-f)).mean()
@@ -329,7 +332,9 @@ ADAMW = {"lr_peak": 1e-2, "weight_decay": 0.1, "max_grad_norm": 0.5, "total_step
 DPO_BETA, DPO_SMOOTHING = 0.5, 0.1
 # log pi_ref = log pi_theta - offset: margins h = 3.0 (beta h = 1.5, past the hinge) and -1.2
 DPO_REF_OFFSETS = [[1.0, -2.0], [-0.7, 0.5]]
-DPO_KINDS = [("sigmoid", 0.0), ("ipo", 0.0), ("hinge", 0.0), ("sigmoid_ls", DPO_SMOOTHING)]
+DPO_KINDS = [("sigmoid", 0.0), ("ipo", 0.0), ("hinge", 0.0), ("sigmoid_ls", DPO_SMOOTHING), ("sigmoid_dpop", 0.0)]
+# DPO-Positive's weight: pair 1's chosen is 0.7 below the reference, so its penalty is on
+DPO_DPOP_LAMBDA = 3.0
 GATE_LABELS = [1.0, 0.0, 1.0, 1.0, 0.0, 0.3]
 REINFORCE = {"scores": [0.2, 0.55, 0.8, 0.9, 0.65], "decisions": [0, 0, 1, 1, 0], "tau": 0.7, "temperature": 0.1}
 SCHEDULE = {"peak": 3e-4, "total": 10, "warmup": 3}
@@ -409,7 +414,8 @@ def compute(ckpt, tok, dtype):
     out["dpo.beta"] = torch.tensor([DPO_BETA])
     for kind, eps in DPO_KINDS:
         pol_leaf = pol.detach().clone().requires_grad_(True)
-        loss_leaf = dpo_loss(pol_leaf, ref, DPO_BETA, kind.split("_")[0], eps)
+        dpop = DPO_DPOP_LAMBDA if kind.endswith("_dpop") else 0.0
+        loss_leaf = dpo_loss(pol_leaf, ref, DPO_BETA, kind.split("_")[0], eps, dpop)
         out[f"dpo.{kind}.loss"] = loss_leaf.detach().reshape(1)
         out[f"dpo.{kind}.grad_logp"] = torch.autograd.grad(loss_leaf, pol_leaf)[0]
     # through the full backward: the same backward serves every loss type (only the
@@ -418,6 +424,7 @@ def compute(ckpt, tok, dtype):
     for n, g in zip(sorted(p), torch.autograd.grad(loss_full, [p[n] for n in sorted(p)])):
         out[f"dpo.sigmoid.grad.{n}"] = g
     out["dpo.label_smoothing"] = torch.tensor([DPO_SMOOTHING])
+    out["dpo.dpop_lambda"] = torch.tensor([DPO_DPOP_LAMBDA])
 
     # the HSR-EE gate on the final hidden states of sequence 0's last tokens
     gp = {}
