@@ -4,8 +4,8 @@
  *
  * Determinism: every sample draws from its own PCG32 generators, seeded from
  * (seed, purpose, index). So sample i of a split is the same whatever num_train or
- * num_test is, and scene, question, rendering and wrong-perception draws never shift
- * each other when one of them changes. */
+ * num_test is, and scene, faint-mark, question, rendering and wrong-perception draws
+ * never shift each other when one of them changes. */
 #include "data/synth.h"
 
 #include <cjson/cJSON.h>
@@ -160,8 +160,7 @@ void synth_scene_sample(sevo_rng *r, float cooccurrence, synth_scene *s) {
 }
 
 void synth_mark_faint(synth_scene *s, float fraction, sevo_rng *r) {
-    int present[SYNTH_NUM_TYPES], is_partner[SYNTH_NUM_TYPES] = {0};
-    present_types(s, present);
+    int is_partner[SYNTH_NUM_TYPES] = {0};
     for (int i = 0; i < s->n; i++) is_partner[synth_partner(object_type(&s->obj[i]))] = 1;
     for (int i = 0; i < s->n; i++) {
         float u = sevo_rng_uniform(r); /* one draw per object, whatever it is */
@@ -904,8 +903,10 @@ static int write_world(const synth_options *o, const split_stats *train, const s
         add_number(opt, "image_size", o->image_size, &ok);
         add_number(opt, "cooccurrence", round4(o->cooccurrence), &ok);
         add_number(opt, "noise", round4(o->noise), &ok);
-        add_number(opt, "faint_fraction", round4(o->faint_fraction), &ok);
-        add_number(opt, "faint_contrast", round4(o->faint_contrast), &ok);
+        if (o->faint_fraction > 0.0f) { /* absent otherwise: the file as before the option */
+            add_number(opt, "faint_fraction", round4(o->faint_fraction), &ok);
+            add_number(opt, "faint_contrast", round4(o->faint_contrast), &ok);
+        }
     }
     add_item(w, "options", opt, &ok);
     add_item(w, "train", stats_json(train, 1, &ok), &ok);

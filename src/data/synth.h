@@ -88,13 +88,13 @@ void synth_scene_sample(sevo_rng *r, float cooccurrence, synth_scene *s);
 /* Marks each partner object (an object whose type is the partner of another object's
  * in the scene) faint with probability `fraction`, drawing one number per object from r.
  * A faint object is in the ground truth like any other but drawn at a fraction of its
- * contrast: the small detail a model misses and then fills in from the co-occurrence
- * prior, which is where a VLM's object hallucination comes from. */
+ * contrast: meant as the small detail a model misses and fills in from the co-occurrence
+ * prior (docs/synthetic-world.md says what it did to the tiny model). */
 void synth_mark_faint(synth_scene *s, float fraction, sevo_rng *r);
 
 /* Renders a scene (n = 0 gives the background only, e.g. a "blank image") into rgb
- * (image_size * image_size * 3 bytes, row-major RGB). Draws only from r. */
-/* Faint objects are blended at opacity faint_contrast (1 draws them like the rest). */
+ * (image_size * image_size * 3 bytes, row-major RGB). Draws only from r. Faint objects
+ * are blended at opacity faint_contrast (1 draws them like the rest). */
 void synth_render(const synth_scene *s, int image_size, float noise, float faint_contrast, sevo_rng *r,
                   unsigned char *rgb);
 

@@ -141,7 +141,8 @@ int dpo_loss(const dpo_batch *batch, const dpo_settings *settings, double *grad_
         const double f = beta * h; /* implicit reward margin */
 
         /* dloss_dh: derivative of this pair's loss with respect to h; since
-         * h = pi_c - pi_r + const, it is dL/dpi_c and minus dL/dpi_r. */
+         * h = pi_c - pi_r + const (+ lambda pi_c where DPO-Positive's penalty is on), it
+         * is minus dL/dpi_r, and dL/dpi_c times 1 (or 1 + lambda). */
         double pair_loss, dloss_dh;
         switch (settings->loss_type) {
         case DPO_LOSS_IPO: {

@@ -129,7 +129,8 @@ typedef struct dpo_metrics {
     double rewards_accuracies; /* share of pairs with reward_chosen > reward_rejected
                                 * (strictly: a tie, e.g. at the start when the policy is
                                 * the reference, counts as not yet learned) */
-    double rewards_margins;    /* mean (reward_chosen - reward_rejected) = mean f */
+    double rewards_margins;    /* mean (reward_chosen - reward_rejected) = mean f without
+                                * DPO-Positive's penalty */
     double logps_chosen;       /* mean pi_c */
     double logps_rejected;     /* mean pi_r */
     double grad_weight;        /* mean (1 - sigmoid(f)), DPO's per-pair gradient weight;
@@ -155,7 +156,8 @@ typedef struct dpo_metrics {
  * Writes the gradient of the MEAN loss with respect to each pair's policy log-probs into
  * grad_chosen[n] and grad_rejected[n] (either may be NULL); the reference log-probs are
  * constants. dL/dpi_r = -dL/dh; dL/dpi_c = dL/dh, times (1 + dpop_lambda) where the
- * penalty is active. metrics may be NULL (its margins and rewards stay plain DPO's).
+ * penalty is active. metrics may be NULL (its rewards and margins stay plain DPO's; its
+ * grad_weight uses the penalised f).
  * Fails (and writes nothing) when n < 1, a pointer in batch is NULL, beta <= 0 or not
  * finite, label_smoothing is outside [0, 0.5) or nonzero for IPO / hinge (they have no
  * smoothed form; rejecting beats silently ignoring a configured value), dpop_lambda is

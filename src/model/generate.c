@@ -281,12 +281,16 @@ int policy_text_answer(vlm_policy *p, const char *question, const char *percepti
     int rc = 0;
     if (reasoning) {
         /* the model writes its steps and closes them with <answer> itself; only the
-         * answer after it is returned (a model that never answers answers "") */
+         * answer after it is returned (a model that never answers answers ""). The
+         * steps get what a full trace's steps get, so a model that rambles costs
+         * at most that on every verification, not the whole context */
         int stops[2] = {p->ids.answer, p->ids.eos}, k = 0;
-        const int budget = vlm_get_config(p->m)->max_position_embeddings;
+        const int budget = TRACE_MAX_STEPS * p->opt.max_new_tokens;
         int stop = generate_until(p, stops, 2, p->gen, &k, budget, NULL, err);
         if (stop == -2) rc = -1;
-        else if (stop != p->ids.answer) out[0] = '\0';
+        else if (stop != p->ids.answer) {
+            if (n) out[0] = '\0';
+        }
         else if (vlm_session_feed(p->s, &stop, 1, err)) rc = -1;
         else rc = gen_answer(p, out, n, NULL, err);
     } else {

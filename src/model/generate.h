@@ -68,7 +68,8 @@ int policy_load_image(vlm_policy *p, const char *path, sevo_error *err);
 int policy_perceive(vlm_policy *p, const float *image, const char *question, char *out, size_t n,
                     sevo_error *err);
 /* Answers from the description alone (no image), always greedily: it is the verifier
- * of IPR's Valid(c). */
+ * of IPR's Valid(c). A checkpoint taught to reason as π_text (vlm_config.text_reasoning)
+ * first writes its steps; only the answer after them is returned. */
 int policy_text_answer(vlm_policy *p, const char *question, const char *perception, char *out,
                        size_t n, sevo_error *err);
 int policy_refine(vlm_policy *p, const float *image, const char *question, const char *failed,

@@ -28,7 +28,9 @@ int sft_run(const sft_options *o, sevo_error *err);
 
 /* The examples of ds in record order: for a record with a perception, the trace (cut
  * after a step k in [depth, K) with probability sft.early_answer_fraction, the forced
- * <answer> then not a target), the text-only example, and the refine example when the
+ * <answer> then not a target), the text-only example (answering at once, or with
+ * sft.text_reasoning writing the question's steps up to its depth first), and the
+ * refine example when the
  * record has a wrong_perception; else the answer-only example. es must have been
  * initialised for c's image size. */
 int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const vlm_config *c,

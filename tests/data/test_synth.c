@@ -764,6 +764,50 @@ static void test_faint(void **state) {
     assert_true(contrast > 60); /* the full square does stand out */
 }
 
+/* A world with faint partners: the same records and POPE files as without (the marks
+ * draw from a stream of their own), other images, and world.json naming the options,
+ * which the world without them does not. */
+static void test_faint_world(void **state) {
+    fixture *f = *state;
+    char dir2[64];
+    make_tmpdir(dir2, sizeof dir2);
+    synth_options o = f->opt;
+    o.output_dir = dir2;
+    o.faint_fraction = 1.0f;
+    sevo_error err;
+    if (synth_generate(&o, &err) != 0) fail_msg("%s", err.msg);
+    const char *same[] = {"train.jsonl", "test.jsonl", "pope_random.jsonl", "pope_popular.jsonl",
+                          "pope_adversarial.jsonl"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        char *x = read_text(f->dir, same[i]), *y = read_text(dir2, same[i]);
+        assert_string_equal(x, y);
+        free(x);
+        free(y);
+    }
+    char *x = read_text(f->dir, "world.json"), *y = read_text(dir2, "world.json");
+    assert_null(strstr(x, "faint_fraction"));
+    assert_non_null(strstr(y, "\"faint_fraction\""));
+    free(x);
+    free(y);
+    int differ = 0;
+    for (int i = 0; i < NUM_TRAIN; i++) {
+        char rel[64], pa[512], pb[512];
+        snprintf(rel, sizeof rel, "images/train_%06d.png", i);
+        sevo_path_join(pa, sizeof pa, f->dir, rel);
+        sevo_path_join(pb, sizeof pb, dir2, rel);
+        char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        if (sevo_read_file(pa, &a, &la, &err) != 0 || sevo_read_file(pb, &b, &lb, &err) != 0)
+            fail_msg("%s", err.msg);
+        differ += la != lb || memcmp(a, b, la) != 0;
+        free(a);
+        free(b);
+    }
+    assert_true(differ > NUM_TRAIN / 10); /* scenes with a partner pair are common */
+    assert_true(differ < NUM_TRAIN);      /* one-object scenes have no partner */
+    sevo_remove_tree(dir2);
+}
+
 static void test_questions_unsupported(void **state) {
     (void)state;
     synth_scene one = {.n = 1, .obj = {{0, 0, 4}}};
@@ -851,6 +895,7 @@ int main(void) {
         cmocka_unit_test(test_parse_perception),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_faint),
+        cmocka_unit_test(test_faint_world),
         cmocka_unit_test(test_questions_unsupported),
         cmocka_unit_test(test_bad_options),
     };

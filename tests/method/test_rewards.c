@@ -424,7 +424,9 @@ static void check_dpo_gradient(dpo_settings s, const char *what) {
     if (dpo_loss(&b, &s, gc, gr, NULL, &err) != 0) fail_msg("%s: %s", what, err.msg);
     const double step = 1e-6;
     for (int i = 0; i < 5; i++) {
-        if (s.dpop_lambda == 0.0) expect_near(gr[i], -gc[i], 0.0);
+        /* dL/dpi_c = -dL/dpi_r, times 1 + lambda where DPO-Positive's penalty is on */
+        const double chosen_factor = s.dpop_lambda > 0.0 && pc[i] < rc[i] ? 1.0 + s.dpop_lambda : 1.0;
+        expect_near(gc[i], -chosen_factor * gr[i], 1e-15);
         if (s.loss_type == DPO_LOSS_HINGE) {
             const double f = s.beta * ((pc[i] - rc[i]) - (pr[i] - rr[i]));
             assert_true(fabs(f - 1.0) > 0.05);

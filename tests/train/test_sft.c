@@ -255,12 +255,14 @@ static void check_text_examples(int reasoning) {
         const train_example *x = &es.ex[e + 1];
         assert_int_equal(x->image, -1);
         assert_int_equal(x->ids[1], p.text);
-        int perceive_at = -1, answer_at = -1, steps = 0;
+        int perceive_at = -1, answer_at = -1, steps = 0, answers = 0;
         for (int t = 0; t < x->n; t++) {
             if (x->ids[t] == p.perceive) perceive_at = t;
             if (x->ids[t] == p.answer) answer_at = t;
             steps += x->ids[t] == p.step;
+            answers += x->ids[t] == p.answer;
         }
+        assert_int_equal(answers, 1);
         assert_true(perceive_at > 1 && answer_at > perceive_at);
         assert_int_equal(x->ids[x->n - 1], p.eos);
         int want_steps = reasoning ? (s->depth > 0 && s->depth < s->n_steps ? s->depth : s->n_steps) : 0;
@@ -268,9 +270,9 @@ static void check_text_examples(int reasoning) {
         deep += want_steps >= 3;
         /* the response: from the first <step> (reasoning) or the answer on, all trained */
         int first = answer_at + 1;
-        if (reasoning) {
+        if (reasoning && want_steps > 0) {
             first = perceive_at + 1;
-            while (x->ids[first] != p.step) first++;
+            while (first < x->n && x->ids[first] != p.step) first++;
             assert_true(first > perceive_at + 1); /* the description comes first */
         }
         for (int t = 0; t < x->n; t++) assert_int_equal(x->loss[t] != 0, t >= first);
