@@ -44,12 +44,14 @@ static inline void test_world_config(sevo_config *c, int epochs) {
     c->seed = 5;
 }
 
-/* Data plus <dir>/sft, the model fine-tuned for `epochs` epochs. */
-static inline int test_world_make(const char *dir, int num_train, int num_test, int epochs) {
+/* Data plus <dir>/sft, the model fine-tuned for `epochs` epochs, its π_text taught to
+ * reason first when text_reasoning (sft.text_reasoning). */
+static inline int test_world_make_with(const char *dir, int num_train, int num_test, int epochs, int text_reasoning) {
     sevo_threads_init(2);
     if (test_world_data(dir, num_train, num_test)) return -1;
     sevo_config c;
     test_world_config(&c, epochs);
+    c.sft.text_reasoning = text_reasoning;
     char data[512], sft[512];
     snprintf(data, sizeof data, "%s/data", dir);
     snprintf(sft, sizeof sft, "%s/sft", dir);
@@ -60,6 +62,10 @@ static inline int test_world_make(const char *dir, int num_train, int num_test, 
         return -1;
     }
     return 0;
+}
+
+static inline int test_world_make(const char *dir, int num_train, int num_test, int epochs) {
+    return test_world_make_with(dir, num_train, num_test, epochs, 0);
 }
 
 /* A fresh /tmp/sevo-<name>-XXXXXX in dir (n bytes) holding test_world_make's world and

@@ -36,8 +36,10 @@ static int setup(void **state) {
     (void)state;
     char path[128];
     sevo_error err;
-    /* one short epoch: the model only has to produce traces of varied length */
-    if (test_world_setup(g_dir, sizeof g_dir, "gen", 40, N_SAMPLES, 2)) return -1;
+    /* three short epochs: the model only has to produce traces of varied length, and (its
+     * π_text taught to reason) open an answer after its steps as π_text */
+    snprintf(g_dir, sizeof g_dir, "/tmp/sevo-gen-XXXXXX");
+    if (!mkdtemp(g_dir) || test_world_make_with(g_dir, 40, N_SAMPLES, 3, 1)) return -1;
     snprintf(path, sizeof path, "%s/sft", g_dir);
     if (checkpoint_load_model(path, &g_m, &g_tok, &err)) return -1;
     snprintf(path, sizeof path, "%s/data/test.jsonl", g_dir);
@@ -293,19 +295,9 @@ static int greedy_next(const vlm_session *s, const prompt_ids *p, int V) {
 static void test_text_answer_reasoning(void **state) {
     (void)state;
     sevo_error err;
-    /* a model of its own, taught to reason as π_text: SFT records that in its checkpoint */
-    char data[128], dir[128];
-    snprintf(data, sizeof data, "%s/data", g_dir);
-    snprintf(dir, sizeof dir, "%s/sft-reasoning", g_dir);
-    sevo_config cfg;
-    test_world_config(&cfg, 4);
-    cfg.sft.text_reasoning = 1;
-    sft_options so = {.cfg = &cfg, .data_dir = data, .output_dir = dir};
-    assert_int_equal(sft_run(&so, &err), 0);
-    vlm *m;
-    sevo_tokenizer *tok;
-    assert_int_equal(checkpoint_load_model(dir, &m, &tok, &err), 0);
-    assert_int_equal(vlm_get_config(m)->text_reasoning, 1);
+    vlm *m = g_m;
+    const sevo_tokenizer *tok = g_tok;
+    assert_int_equal(vlm_get_config(m)->text_reasoning, 1); /* SFT recorded it */
     gen_options go;
     gen_options_default(&go);
     vlm_policy *pol;
@@ -355,8 +347,6 @@ static void test_text_answer_reasoning(void **state) {
     tokseq_free(&q);
     vlm_session_free(s);
     policy_free(pol);
-    vlm_free(m);
-    tokenizer_free(tok);
 }
 
 int main(void) {
