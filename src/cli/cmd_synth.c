@@ -20,6 +20,8 @@ int cmd_synth(int argc, char **argv) {
         {"noise", FLAG_CONFIG, NULL, "synth.noise", "pixel noise std in [0,1]"},
         {"faint_fraction", FLAG_CONFIG, NULL, "synth.faint_fraction", "P(a partner object is drawn faint)"},
         {"faint_contrast", FLAG_CONFIG, NULL, "synth.faint_contrast", "a faint object's opacity, (0,1]"},
+        {"annotation_noise", FLAG_CONFIG, NULL, "synth.annotation_noise",
+         "P(a train record names an absent partner object)"},
         {"seed", FLAG_INT, &seed, NULL, "random seed (default: the config's seed)"},
     };
     int rc = cli_parse("synth", "Render the synthetic visual world: train.jsonl, test.jsonl and the "
@@ -37,6 +39,7 @@ int cmd_synth(int argc, char **argv) {
     o.noise = cfg.synth.noise;
     o.faint_fraction = cfg.synth.faint_fraction;
     o.faint_contrast = cfg.synth.faint_contrast;
+    o.annotation_noise = cfg.synth.annotation_noise;
     sevo_error err;
     double t0 = sevo_now();
     if (synth_generate(&o, &err)) {

@@ -108,6 +108,7 @@ typedef struct sevo_synth_section { /* sevo: the embedded synthetic world */
     float noise;        /* pixel noise std, in [0,1] units */
     float faint_fraction; /* probability that a partner object is drawn faint */
     float faint_contrast; /* a faint object's opacity */
+    float annotation_noise; /* probability that a train record names an absent partner */
 } sevo_synth_section;
 
 typedef struct sevo_config {

@@ -4,8 +4,8 @@
  *
  * Determinism: every sample draws from its own PCG32 generators, seeded from
  * (seed, purpose, index). So sample i of a split is the same whatever num_train or
- * num_test is, and scene, faint-mark, question, rendering and wrong-perception draws
- * never shift each other when one of them changes. */
+ * num_test is, and scene, faint-mark, annotation, question, rendering and
+ * wrong-perception draws never shift each other when one of them changes. */
 #include "data/synth.h"
 
 #include <cjson/cJSON.h>
@@ -88,7 +88,7 @@ static void present_types(const synth_scene *s, int present[SYNTH_NUM_TYPES]) {
 
 /* Indices of the objects whose partner is absent: the ones a co-occurrence prior would
  * "complete" and a hallucinating model would. */
-static int objects_with_absent_partner(const synth_scene *s, int idx[SYNTH_MAX_OBJECTS]) {
+static int objects_with_absent_partner(const synth_scene *s, int idx[SYNTH_SCENE_CAP]) {
     int present[SYNTH_NUM_TYPES];
     present_types(s, present);
     int k = 0;
@@ -140,7 +140,7 @@ void synth_scene_sample(sevo_rng *r, float cooccurrence, synth_scene *s) {
         /* u is drawn before looking for a partner, so P(partner) is exactly
          * `cooccurrence` whenever one is available. */
         float u = sevo_rng_uniform(r);
-        int idx[SYNTH_MAX_OBJECTS];
+        int idx[SYNTH_SCENE_CAP];
         int k = objects_with_absent_partner(s, idx);
         if (u < cooccurrence && k > 0)
             t = synth_partner(object_type(&s->obj[idx[sevo_rng_below(r, (uint32_t)k)]]));
@@ -166,6 +166,23 @@ void synth_mark_faint(synth_scene *s, float fraction, sevo_rng *r) {
         float u = sevo_rng_uniform(r); /* one draw per object, whatever it is */
         s->faint[i] = is_partner[object_type(&s->obj[i])] && u < fraction;
     }
+}
+
+int synth_annotate(const synth_scene *s, float noise, sevo_rng *r, synth_scene *out) {
+    *out = *s;
+    memset(out->faint, 0, sizeof out->faint);
+    float u = sevo_rng_uniform(r);
+    int idx[SYNTH_SCENE_CAP];
+    int k = objects_with_absent_partner(s, idx);
+    if (!(u < noise) || k == 0 || s->n >= SYNTH_SCENE_CAP) return 0;
+    int t = synth_partner(object_type(&s->obj[idx[sevo_rng_below(r, (uint32_t)k)]]));
+    synth_object *o = &out->obj[out->n];
+    o->shape = synth_type_shape(t);
+    o->color = synth_type_color(t);
+    o->position = uniform_free_cell(s, r);
+    out->n++;
+    sort_by_position(out->obj, out->n);
+    return 1;
 }
 
 /* ---- rendering ---- */
@@ -207,8 +224,8 @@ void synth_render(const synth_scene *s, int image_size, float noise, float faint
     float bright = 200.0f / 255.0f + jitter(r, 0.04f);
     for (int c = 0; c < 3; c++) bg[c] = clamp01(bright + jitter(r, 0.025f));
 
-    drawn_object d[SYNTH_MAX_OBJECTS];
-    float opacity[SYNTH_MAX_OBJECTS];
+    drawn_object d[SYNTH_SCENE_CAP];
+    float opacity[SYNTH_SCENE_CAP];
     int n = s ? s->n : 0;
     for (int i = 0; i < n; i++) {
         const synth_object *o = &s->obj[i];
@@ -422,7 +439,7 @@ static void make_exist(const synth_scene *s, sevo_rng *r, synth_question *q) {
     } else {
         /* Half the negatives are the hallucination bait: the absent partner of a present
          * object, which a model leaning on the co-occurrence prior says "yes" to. */
-        int idx[SYNTH_MAX_OBJECTS];
+        int idx[SYNTH_SCENE_CAP];
         int k = objects_with_absent_partner(s, idx);
         if (sevo_rng_below(r, 2) == 0 && k > 0)
             type = synth_partner(object_type(&s->obj[idx[sevo_rng_below(r, (uint32_t)k)]]));
@@ -553,7 +570,7 @@ static void make_mixed_question(const synth_scene *s, sevo_rng *r, synth_questio
 void synth_wrong_perception(const synth_scene *s, sevo_rng *r, char *out, size_t cap) {
     synth_scene w = *s;
     float u = sevo_rng_uniform(r);
-    int idx[SYNTH_MAX_OBJECTS];
+    int idx[SYNTH_SCENE_CAP];
     int k = objects_with_absent_partner(s, idx);
     if (u < k_wrong_add_prob && k > 0 && s->n < SYNTH_NUM_POSITIONS) {
         /* Hallucination: the co-occurrence prior's favourite absent object. */
@@ -599,6 +616,7 @@ enum {
     P_POPE_ADVERSARIAL,
     P_TRAIN_FAINT,
     P_TEST_FAINT,
+    P_TRAIN_ANNOTATION,
 };
 
 enum { POPE_RANDOM, POPE_POPULAR, POPE_ADVERSARIAL, NUM_POPE };
@@ -620,6 +638,7 @@ void synth_options_default(synth_options *o) {
     o->noise = 0.04f;
     o->faint_fraction = 0.0f;
     o->faint_contrast = 0.25f;
+    o->annotation_noise = 0.0f;
 }
 
 /* PNG bytes are collected in memory and then written atomically. */
@@ -690,6 +709,7 @@ typedef struct split_stats {
     /* Over scenes with n >= 2: objects whose partner is present, objects, and objects
      * after the first (n - 1 per scene). */
     long partner_present, objects_n2, added_n2;
+    long noisy_annotations; /* records that name an absent object (synth_annotate) */
 } split_stats;
 
 static void count_scene(split_stats *st, const synth_scene *s, const synth_question *q) {
@@ -843,6 +863,8 @@ static cJSON *stats_json(const split_stats *st, int with_cooccurrence, int *ok) 
         }
         add_item(j, "cooccurrence_measured", c, ok);
     }
+    if (st->noisy_annotations > 0) /* only with annotation noise: the file as before otherwise */
+        add_number(j, "noisy_annotations", (double)st->noisy_annotations, ok);
     return j;
 }
 
@@ -907,6 +929,8 @@ static int write_world(const synth_options *o, const split_stats *train, const s
             add_number(opt, "faint_fraction", round4(o->faint_fraction), &ok);
             add_number(opt, "faint_contrast", round4(o->faint_contrast), &ok);
         }
+        if (o->annotation_noise > 0.0f) /* likewise */
+            add_number(opt, "annotation_noise", round4(o->annotation_noise), &ok);
     }
     add_item(w, "options", opt, &ok);
     add_item(w, "train", stats_json(train, 1, &ok), &ok);
@@ -958,6 +982,8 @@ static int check_options(const synth_options *o, sevo_error *err) {
         return sevo_fail(err, "synth: faint_fraction %g out of range [0, 1]", (double)o->faint_fraction);
     if (!(o->faint_contrast > 0.0f && o->faint_contrast <= 1.0f))
         return sevo_fail(err, "synth: faint_contrast %g out of range (0, 1]", (double)o->faint_contrast);
+    if (!(o->annotation_noise >= 0.0f && o->annotation_noise <= 1.0f))
+        return sevo_fail(err, "synth: annotation_noise %g out of range [0, 1]", (double)o->annotation_noise);
     return 0;
 }
 
@@ -1044,7 +1070,18 @@ static int generate_split(const synth_options *o, int is_train, synth_scene *chu
             synth_question q;
             sample_rng(&rq, o->seed, is_train ? P_TRAIN_QUESTION : P_TEST_QUESTION, i);
             make_mixed_question(s, &rq, &q);
-            synth_format_perception(s->obj, s->n, perception, sizeof perception);
+            /* With annotation noise, some train records describe the scene with one
+             * absent partner more; the question, answer and steps stay exact. */
+            synth_scene noisy;
+            const synth_scene *described = s;
+            if (is_train && o->annotation_noise > 0.0f) {
+                sample_rng(&rw, o->seed, P_TRAIN_ANNOTATION, i);
+                if (synth_annotate(s, o->annotation_noise, &rw, &noisy)) {
+                    described = &noisy;
+                    st->noisy_annotations++;
+                }
+            }
+            synth_format_perception(described->obj, described->n, perception, sizeof perception);
             if (is_train) {
                 sample_rng(&rw, o->seed, P_TRAIN_WRONG, i);
                 synth_wrong_perception(s, &rw, wrong, sizeof wrong);
@@ -1063,7 +1100,7 @@ static int generate_split(const synth_options *o, int is_train, synth_scene *chu
 
 /* The negative type of a POPE line, or -1 if the scene has none for this split. */
 static int pope_negative(int split, const synth_scene *s, const int *popular_rank, sevo_rng *r) {
-    int idx[SYNTH_MAX_OBJECTS], present[SYNTH_NUM_TYPES];
+    int idx[SYNTH_SCENE_CAP], present[SYNTH_NUM_TYPES];
     switch (split) {
     case POPE_RANDOM:
         return uniform_absent_type(s, r);

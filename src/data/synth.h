@@ -23,6 +23,9 @@
 #define SYNTH_GRID 3
 #define SYNTH_NUM_POSITIONS (SYNTH_GRID * SYNTH_GRID)
 #define SYNTH_MAX_OBJECTS 4
+/* A scene's object capacity: a sampled scene holds at most SYNTH_MAX_OBJECTS, a noisy
+ * annotation of it one more (synth_annotate). */
+#define SYNTH_SCENE_CAP (SYNTH_MAX_OBJECTS + 1)
 #define SYNTH_NUM_STEPS 5 /* K: every question has exactly this many reasoning steps */
 #define SYNTH_NUM_QTYPES 5
 
@@ -76,8 +79,8 @@ typedef struct synth_object {
 /* A scene: n objects of distinct types in distinct cells, sorted by position. */
 typedef struct synth_scene {
     int n;
-    synth_object obj[SYNTH_MAX_OBJECTS];
-    unsigned char faint[SYNTH_MAX_OBJECTS]; /* 1: obj[i] is drawn faint (see synth_mark_faint) */
+    synth_object obj[SYNTH_SCENE_CAP];
+    unsigned char faint[SYNTH_SCENE_CAP]; /* 1: obj[i] is drawn faint (see synth_mark_faint) */
 } synth_scene;
 
 /* Samples a scene: n uniform in 1..4; the first type uniform; then, while fewer than
@@ -92,6 +95,15 @@ void synth_scene_sample(sevo_rng *r, float cooccurrence, synth_scene *s);
  * prior (docs/synthetic-world.md says what it did to the tiny model). */
 void synth_mark_faint(synth_scene *s, float fraction, sevo_rng *r);
 
+/* The scene as a noisy annotator describes it. With probability `noise` (one draw from
+ * r, always made) the description names one object that is not there: the absent
+ * partner of a random present object whose partner is absent, at a uniform free cell,
+ * in its row-major place. That is how caption data teaches real VLMs to hallucinate: an
+ * object that usually co-occurs with what is seen, named as if seen. Otherwise the
+ * description is the scene. Returns 1 when an object was added. Faint marks are
+ * cleared (a description is text, never drawn). */
+int synth_annotate(const synth_scene *s, float noise, sevo_rng *r, synth_scene *out);
+
 /* Renders a scene (n = 0 gives the background only, e.g. a "blank image") into rgb
  * (image_size * image_size * 3 bytes, row-major RGB). Draws only from r. Faint objects
  * are blended at opacity faint_contrast (1 draws them like the rest). */
@@ -101,6 +113,7 @@ void synth_render(const synth_scene *s, int image_size, float noise, float faint
 /* Formats objects as a perception: "<colour> <shape> at <position>" joined by " , ",
  * in row-major cell order (objs need not be sorted); "none" when n == 0. */
 void synth_format_perception(const synth_object *objs, int n, char *out, size_t cap);
+
 
 /* Parses a perception back into objects, in text order. Returns the number of objects,
  * or -1 when the text does not follow the format exactly or holds more than max
@@ -140,10 +153,11 @@ typedef struct synth_options {
     float noise;        /* std of Gaussian pixel noise, [0, 1] units */
     float faint_fraction; /* P(a partner object is drawn faint), in [0, 1] */
     float faint_contrast; /* a faint object's opacity, in (0, 1] */
+    float annotation_noise; /* P(a train record is annotated with an absent partner), [0, 1] */
 } synth_options;
 
-/* Defaults: output_dir "data/synthetic", 4000 train, 1000 test, seed 42, 32 px,
- * co-occurrence 0.8, noise 0.04, faint fraction 0 (contrast 0.25). */
+/* Defaults: output_dir "data/synthetic", 4000 train, 1000 test, seed 42, 30 px,
+ * co-occurrence 0.8, noise 0.04, faint fraction 0 (contrast 0.25), annotation noise 0. */
 void synth_options_default(synth_options *o);
 
 /* Writes the data set into o->output_dir (created if needed): images/train_%06d.png and

@@ -261,8 +261,11 @@ static void recompute(const char *question, const synth_object *o, int n, char *
     }
 }
 
-/* Checks one record: keys, answer, depth, perception, steps. */
-static void check_record(const cJSON *rec, int is_train, int is_pope) {
+/* Checks one record: keys, answer, depth, perception, steps. With annotated, the
+ * perception may name one object more than the scene holds (synth_annotate): an absent
+ * type that is the partner of a present object, in a free cell, in its row-major place;
+ * the question, answer and steps still follow the scene. Returns 1 for such a record. */
+static int check_record(const cJSON *rec, int is_train, int is_pope, int annotated) {
     static const char *const keys[] = {"image", "question", "answer",  "perception",
                                        "steps", "type",     "depth",   "objects"};
     const cJSON *c = rec->child;
@@ -284,6 +287,31 @@ static void check_record(const cJSON *rec, int is_train, int is_pope) {
 
     synth_object o[SYNTH_MAX_OBJECTS];
     int n = record_objects(rec, o);
+    const char *perception = str_field(rec, "perception");
+    synth_object back[8];
+    int nb = synth_parse_perception(perception, back, 8);
+    int noisy = annotated && nb == n + 1;
+    if (noisy) {
+        /* the scene's objects in order, with x somewhere among them */
+        int x = -1;
+        for (int i = 0, j = 0; i < nb; i++) {
+            if (j < n && !memcmp(&back[i], &o[j], sizeof o[j])) {
+                j++;
+                continue;
+            }
+            assert_int_equal(x, -1);
+            x = i;
+        }
+        assert_true(x >= 0);
+        if (x > 0) assert_true(back[x - 1].position < back[x].position);
+        if (x + 1 < nb) assert_true(back[x].position < back[x + 1].position);
+        int tx = synth_type(back[x].shape, back[x].color), partner_of_present = 0;
+        for (int i = 0; i < n; i++) {
+            assert_int_not_equal(synth_type(o[i].shape, o[i].color), tx);
+            partner_of_present |= synth_partner(synth_type(o[i].shape, o[i].color)) == tx;
+        }
+        assert_true(partner_of_present);
+    }
     const char *question = str_field(rec, "question");
     const char *answer = str_field(rec, "answer");
     char want[32];
@@ -299,10 +327,10 @@ static void check_record(const cJSON *rec, int is_train, int is_pope) {
     assert_int_equal(depth->valueint, want_depth[qtype]);
 
     /* The perception lists exactly the objects, and parses back to them. */
-    const char *perception = str_field(rec, "perception");
-    synth_object back[8];
-    assert_int_equal(synth_parse_perception(perception, back, 8), n);
-    assert_memory_equal(back, o, sizeof(synth_object) * (size_t)n);
+    if (!noisy) {
+        assert_int_equal(nb, n);
+        assert_memory_equal(back, o, sizeof(synth_object) * (size_t)n);
+    }
 
     /* Five steps; the answer appears from step `depth` on, and the last ones re-check. */
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(rec, "steps");
@@ -332,9 +360,11 @@ static void check_record(const cJSON *rec, int is_train, int is_pope) {
         synth_object w[8];
         int nw = synth_parse_perception(wrong, w, 8);
         assert_true(nw >= 1);
-        assert_true(strcmp(wrong, perception) != 0);
+        /* drawn from the scene itself, so it may be a noisy annotation word for word */
+        assert_true(noisy || strcmp(wrong, perception) != 0);
         assert_true(nw == n + 1 || nw == n - 1 || nw == n);
     }
+    return noisy;
 }
 
 /* ---- tests ---- */
@@ -374,7 +404,7 @@ static void test_records(void **state) {
     int n = load_jsonl(f->dir, "train.jsonl", &recs);
     int per_type[SYNTH_NUM_QTYPES] = {0};
     for (int i = 0; i < n; i++) {
-        check_record(recs[i], 1, 0);
+        assert_int_equal(check_record(recs[i], 1, 0, 0), 0);
         char want[64];
         snprintf(want, sizeof want, "images/train_%06d.png", i);
         assert_string_equal(str_field(recs[i], "image"), want);
@@ -387,7 +417,7 @@ static void test_records(void **state) {
 
     n = load_jsonl(f->dir, "test.jsonl", &recs);
     for (int i = 0; i < n; i++) {
-        check_record(recs[i], 0, 0);
+        assert_int_equal(check_record(recs[i], 0, 0, 0), 0);
         char want[64];
         snprintf(want, sizeof want, "images/test_%06d.png", i);
         assert_string_equal(str_field(recs[i], "image"), want);
@@ -429,7 +459,7 @@ static void test_pope(void **state) {
         int yes = 0, no = 0;
         for (int i = 0; i < n; i++) {
             const cJSON *r = recs[i];
-            check_record(r, 0, 1);
+            assert_int_equal(check_record(r, 0, 1, 0), 0);
             assert_string_equal(str_field(r, "pope_split"), splits[s]);
             assert_string_equal(str_field(r, "type"), "exist");
             const char *ans = str_field(r, "answer");
@@ -764,47 +794,143 @@ static void test_faint(void **state) {
     assert_true(contrast > 60); /* the full square does stand out */
 }
 
+/* Generates the world of o into a new temporary directory (its name in dir). */
+static void generate_variant(synth_options *o, char *dir, size_t cap) {
+    make_tmpdir(dir, cap);
+    o->output_dir = dir;
+    sevo_error err;
+    if (synth_generate(o, &err) != 0) fail_msg("%s", err.msg);
+}
+
+/* Asserts that the named files are the same text in both directories. */
+static void assert_same_files(const char *a, const char *b, const char *const *names, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *x = read_text(a, names[i]), *y = read_text(b, names[i]);
+        assert_string_equal(x, y);
+        free(x);
+        free(y);
+    }
+}
+
+/* How many of the NUM_TRAIN train images differ byte-wise between the two worlds. */
+static int differing_train_images(const char *a, const char *b) {
+    int differ = 0;
+    for (int i = 0; i < NUM_TRAIN; i++) {
+        char rel[64], pa[512], pb[512];
+        snprintf(rel, sizeof rel, "images/train_%06d.png", i);
+        sevo_path_join(pa, sizeof pa, a, rel);
+        sevo_path_join(pb, sizeof pb, b, rel);
+        char *x = NULL, *y = NULL;
+        size_t lx = 0, ly = 0;
+        sevo_error err;
+        if (sevo_read_file(pa, &x, &lx, &err) != 0 || sevo_read_file(pb, &y, &ly, &err) != 0)
+            fail_msg("%s", err.msg);
+        differ += lx != ly || memcmp(x, y, lx) != 0;
+        free(x);
+        free(y);
+    }
+    return differ;
+}
+
 /* A world with faint partners: the same records and POPE files as without (the marks
  * draw from a stream of their own), other images, and world.json naming the options,
  * which the world without them does not. */
 static void test_faint_world(void **state) {
     fixture *f = *state;
     char dir2[64];
-    make_tmpdir(dir2, sizeof dir2);
     synth_options o = f->opt;
-    o.output_dir = dir2;
     o.faint_fraction = 1.0f;
-    sevo_error err;
-    if (synth_generate(&o, &err) != 0) fail_msg("%s", err.msg);
-    const char *same[] = {"train.jsonl", "test.jsonl", "pope_random.jsonl", "pope_popular.jsonl",
-                          "pope_adversarial.jsonl"};
-    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
-        char *x = read_text(f->dir, same[i]), *y = read_text(dir2, same[i]);
-        assert_string_equal(x, y);
-        free(x);
-        free(y);
-    }
+    generate_variant(&o, dir2, sizeof dir2);
+    static const char *const same[] = {"train.jsonl", "test.jsonl", "pope_random.jsonl",
+                                       "pope_popular.jsonl", "pope_adversarial.jsonl"};
+    assert_same_files(f->dir, dir2, same, sizeof same / sizeof same[0]);
     char *x = read_text(f->dir, "world.json"), *y = read_text(dir2, "world.json");
     assert_null(strstr(x, "faint_fraction"));
     assert_non_null(strstr(y, "\"faint_fraction\""));
     free(x);
     free(y);
-    int differ = 0;
-    for (int i = 0; i < NUM_TRAIN; i++) {
-        char rel[64], pa[512], pb[512];
-        snprintf(rel, sizeof rel, "images/train_%06d.png", i);
-        sevo_path_join(pa, sizeof pa, f->dir, rel);
-        sevo_path_join(pb, sizeof pb, dir2, rel);
-        char *a = NULL, *b = NULL;
-        size_t la = 0, lb = 0;
-        if (sevo_read_file(pa, &a, &la, &err) != 0 || sevo_read_file(pb, &b, &lb, &err) != 0)
-            fail_msg("%s", err.msg);
-        differ += la != lb || memcmp(a, b, la) != 0;
-        free(a);
-        free(b);
-    }
+    int differ = differing_train_images(f->dir, dir2);
     assert_true(differ > NUM_TRAIN / 10); /* scenes with a partner pair are common */
     assert_true(differ < NUM_TRAIN);      /* one-object scenes have no partner */
+    sevo_remove_tree(dir2);
+}
+
+/* synth_annotate: with noise 0 the scene itself; with noise 1 the scene and one more
+ * object in its row-major place: an absent partner of a present object in a free cell. */
+static void test_annotate(void **state) {
+    (void)state;
+    sevo_rng r;
+    sevo_rng_seed(&r, 3, 3);
+    for (int i = 0; i < 500; i++) {
+        synth_scene s, a;
+        synth_scene_sample(&r, 0.8f, &s);
+        assert_int_equal(synth_annotate(&s, 0.0f, &r, &a), 0);
+        assert_int_equal(a.n, s.n);
+        assert_memory_equal(a.obj, s.obj, sizeof(synth_object) * (size_t)s.n);
+        assert_int_equal(synth_annotate(&s, 1.0f, &r, &a), 1); /* this world always has one */
+        assert_int_equal(a.n, s.n + 1);
+        int x = -1;
+        for (int k = 0, j = 0; k < a.n; k++) {
+            if (k > 0) assert_true(a.obj[k - 1].position < a.obj[k].position);
+            if (j < s.n && !memcmp(&a.obj[k], &s.obj[j], sizeof s.obj[j]))
+                j++;
+            else
+                x = k;
+        }
+        assert_true(x >= 0);
+        int t = synth_type(a.obj[x].shape, a.obj[x].color), partner_of_present = 0;
+        for (int k = 0; k < s.n; k++) {
+            assert_int_not_equal(synth_type(s.obj[k].shape, s.obj[k].color), t);
+            partner_of_present |= synth_partner(synth_type(s.obj[k].shape, s.obj[k].color)) == t;
+        }
+        assert_true(partner_of_present);
+    }
+}
+
+/* A world with annotation noise: test, POPE files and every image as without it (the
+ * annotations draw from a stream of their own and never reach the pixels); each train
+ * record either as without it, or its perception naming one absent partner more while
+ * its question, answer and steps stay exact (check_record); about the asked share of
+ * them; and world.json naming the option and the count, which the world without it does
+ * not. */
+static void test_annotation_world(void **state) {
+    fixture *f = *state;
+    char dir2[64];
+    synth_options o = f->opt;
+    o.annotation_noise = 0.5f;
+    generate_variant(&o, dir2, sizeof dir2);
+    static const char *const same[] = {"test.jsonl", "pope_random.jsonl", "pope_popular.jsonl",
+                                       "pope_adversarial.jsonl"};
+    assert_same_files(f->dir, dir2, same, sizeof same / sizeof same[0]);
+    assert_int_equal(differing_train_images(f->dir, dir2), 0);
+    cJSON **clean, **recs;
+    int n = load_jsonl(f->dir, "train.jsonl", &clean);
+    assert_int_equal(load_jsonl(dir2, "train.jsonl", &recs), n);
+    int noisy = 0;
+    for (int i = 0; i < n; i++) {
+        int k = check_record(recs[i], 1, 0, 1);
+        noisy += k;
+        if (!k) {
+            char *x = cJSON_PrintUnformatted(clean[i]), *y = cJSON_PrintUnformatted(recs[i]);
+            assert_string_equal(x, y);
+            free(x);
+            free(y);
+        }
+    }
+    free_records(clean, n);
+    free_records(recs, n);
+    assert_true(noisy > NUM_TRAIN * 3 / 10 && noisy < NUM_TRAIN * 7 / 10);
+    char *x = read_text(f->dir, "world.json"), *y = read_text(dir2, "world.json");
+    assert_null(strstr(x, "annotation_noise"));
+    assert_null(strstr(x, "noisy_annotations"));
+    cJSON *w = cJSON_Parse(y);
+    assert_non_null(w);
+    const cJSON *opt = cJSON_GetObjectItem(w, "options"), *train = cJSON_GetObjectItem(w, "train");
+    assert_true(fabs(cJSON_GetObjectItem(opt, "annotation_noise")->valuedouble - 0.5) < 1e-9);
+    assert_int_equal(cJSON_GetObjectItem(train, "noisy_annotations")->valueint, noisy);
+    cJSON_Delete(w);
+    free(x);
+    free(y);
     sevo_remove_tree(dir2);
 }
 
@@ -880,6 +1006,10 @@ static void test_bad_options(void **state) {
     o.faint_contrast = 0.0f;
     assert_int_equal(synth_generate(&o, &err), -1);
     assert_non_null(strstr(err.msg, "faint_contrast"));
+    o.faint_contrast = 0.25f;
+    o.annotation_noise = 1.5f;
+    assert_int_equal(synth_generate(&o, &err), -1);
+    assert_non_null(strstr(err.msg, "annotation_noise"));
     assert_false(sevo_dir_exists("/tmp/sevo_synth_never_created"));
 }
 
@@ -896,6 +1026,8 @@ int main(void) {
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_faint),
         cmocka_unit_test(test_faint_world),
+        cmocka_unit_test(test_annotate),
+        cmocka_unit_test(test_annotation_world),
         cmocka_unit_test(test_questions_unsupported),
         cmocka_unit_test(test_bad_options),
     };
