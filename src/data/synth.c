@@ -576,7 +576,7 @@ void synth_wrong_perception(const synth_scene *s, sevo_rng *r, char *out, size_t
         /* Hallucination: the co-occurrence prior's favourite absent object. */
         int t = synth_partner(object_type(&s->obj[idx[sevo_rng_below(r, (uint32_t)k)]]));
         int cell = uniform_free_cell(s, r);
-        synth_object extra[SYNTH_MAX_OBJECTS + 1];
+        synth_object extra[SYNTH_SCENE_CAP];
         memcpy(extra, s->obj, sizeof(synth_object) * (size_t)s->n);
         extra[s->n].shape = synth_type_shape(t);
         extra[s->n].color = synth_type_color(t);
@@ -814,7 +814,7 @@ static void add_item(cJSON *obj, const char *key, cJSON *item, int *ok) {
     }
 }
 
-static cJSON *stats_json(const split_stats *st, int with_cooccurrence, int *ok) {
+static cJSON *stats_json(const split_stats *st, int with_cooccurrence, int with_noise, int *ok) {
     cJSON *j = cJSON_CreateObject();
     if (!j) {
         *ok = 0;
@@ -863,7 +863,7 @@ static cJSON *stats_json(const split_stats *st, int with_cooccurrence, int *ok) 
         }
         add_item(j, "cooccurrence_measured", c, ok);
     }
-    if (st->noisy_annotations > 0) /* only with annotation noise: the file as before otherwise */
+    if (with_noise) /* only with annotation noise: the file as before otherwise */
         add_number(j, "noisy_annotations", (double)st->noisy_annotations, ok);
     return j;
 }
@@ -933,8 +933,8 @@ static int write_world(const synth_options *o, const split_stats *train, const s
             add_number(opt, "annotation_noise", round4(o->annotation_noise), &ok);
     }
     add_item(w, "options", opt, &ok);
-    add_item(w, "train", stats_json(train, 1, &ok), &ok);
-    add_item(w, "test", stats_json(test, 0, &ok), &ok);
+    add_item(w, "train", stats_json(train, 1, o->annotation_noise > 0.0f, &ok), &ok);
+    add_item(w, "test", stats_json(test, 0, 0, &ok), &ok);
     cJSON *pope = cJSON_CreateObject();
     for (int p = 0; pope && p < NUM_POPE; p++) {
         cJSON *e = cJSON_CreateObject();

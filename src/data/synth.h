@@ -4,7 +4,8 @@
  * 1-4 objects; every type has a partner type that is added to a scene with probability
  * `cooccurrence`, which is the language prior a small VLM learns and then hallucinates
  * from. synth_generate renders scenes to PNG and writes question/answer records with
- * their exact perception, K = 5 reasoning steps, wrong perceptions (for the refine
+ * their perception (exact, or with annotation noise naming one absent partner; see
+ * synth_annotate), K = 5 exact reasoning steps, wrong perceptions (for the refine
  * sub-policy) and POPE-style existence splits. See docs/synthetic-world.md.
  *
  * Everything here is deterministic: the same options give byte-identical files. */
@@ -113,7 +114,6 @@ void synth_render(const synth_scene *s, int image_size, float noise, float faint
 /* Formats objects as a perception: "<colour> <shape> at <position>" joined by " , ",
  * in row-major cell order (objs need not be sorted); "none" when n == 0. */
 void synth_format_perception(const synth_object *objs, int n, char *out, size_t cap);
-
 
 /* Parses a perception back into objects, in text order. Returns the number of objects,
  * or -1 when the text does not follow the format exactly or holds more than max

@@ -404,7 +404,7 @@ static void test_records(void **state) {
     int n = load_jsonl(f->dir, "train.jsonl", &recs);
     int per_type[SYNTH_NUM_QTYPES] = {0};
     for (int i = 0; i < n; i++) {
-        assert_int_equal(check_record(recs[i], 1, 0, 0), 0);
+        check_record(recs[i], 1, 0, 0);
         char want[64];
         snprintf(want, sizeof want, "images/train_%06d.png", i);
         assert_string_equal(str_field(recs[i], "image"), want);
@@ -417,7 +417,7 @@ static void test_records(void **state) {
 
     n = load_jsonl(f->dir, "test.jsonl", &recs);
     for (int i = 0; i < n; i++) {
-        assert_int_equal(check_record(recs[i], 0, 0, 0), 0);
+        check_record(recs[i], 0, 0, 0);
         char want[64];
         snprintf(want, sizeof want, "images/test_%06d.png", i);
         assert_string_equal(str_field(recs[i], "image"), want);
@@ -459,7 +459,7 @@ static void test_pope(void **state) {
         int yes = 0, no = 0;
         for (int i = 0; i < n; i++) {
             const cJSON *r = recs[i];
-            assert_int_equal(check_record(r, 0, 1, 0), 0);
+            check_record(r, 0, 1, 0);
             assert_string_equal(str_field(r, "pope_split"), splits[s]);
             assert_string_equal(str_field(r, "type"), "exist");
             const char *ans = str_field(r, "answer");
@@ -872,12 +872,15 @@ static void test_annotate(void **state) {
         int x = -1;
         for (int k = 0, j = 0; k < a.n; k++) {
             if (k > 0) assert_true(a.obj[k - 1].position < a.obj[k].position);
-            if (j < s.n && !memcmp(&a.obj[k], &s.obj[j], sizeof s.obj[j]))
+            if (j < s.n && !memcmp(&a.obj[k], &s.obj[j], sizeof s.obj[j])) {
                 j++;
-            else
+            } else {
+                assert_int_equal(x, -1); /* one object added, the scene's in order */
                 x = k;
+            }
         }
         assert_true(x >= 0);
+        for (int k = 0; k < a.n; k++) assert_int_equal(a.faint[k], 0);
         int t = synth_type(a.obj[x].shape, a.obj[x].color), partner_of_present = 0;
         for (int k = 0; k < s.n; k++) {
             assert_int_not_equal(synth_type(s.obj[k].shape, s.obj[k].color), t);
@@ -908,14 +911,15 @@ static void test_annotation_world(void **state) {
     assert_int_equal(load_jsonl(dir2, "train.jsonl", &recs), n);
     int noisy = 0;
     for (int i = 0; i < n; i++) {
-        int k = check_record(recs[i], 1, 0, 1);
-        noisy += k;
-        if (!k) {
-            char *x = cJSON_PrintUnformatted(clean[i]), *y = cJSON_PrintUnformatted(recs[i]);
-            assert_string_equal(x, y);
-            free(x);
-            free(y);
-        }
+        noisy += check_record(recs[i], 1, 0, 1);
+        /* everything but the perception as without the noise (the wrong perception
+         * included: it is drawn from the scene) */
+        cJSON_DeleteItemFromObjectCaseSensitive(clean[i], "perception");
+        cJSON_DeleteItemFromObjectCaseSensitive(recs[i], "perception");
+        char *x = cJSON_PrintUnformatted(clean[i]), *y = cJSON_PrintUnformatted(recs[i]);
+        assert_string_equal(x, y);
+        free(x);
+        free(y);
     }
     free_records(clean, n);
     free_records(recs, n);
