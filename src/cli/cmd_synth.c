@@ -21,7 +21,7 @@ int cmd_synth(int argc, char **argv) {
         {"faint_fraction", FLAG_CONFIG, NULL, "synth.faint_fraction", "P(a partner object is drawn faint)"},
         {"faint_contrast", FLAG_CONFIG, NULL, "synth.faint_contrast", "a faint object's opacity, (0,1]"},
         {"annotation_noise", FLAG_CONFIG, NULL, "synth.annotation_noise",
-         "P(a train record names an absent partner object)"},
+         "P(a train record has a caption naming an absent partner object)"},
         {"seed", FLAG_INT, &seed, NULL, "random seed (default: the config's seed)"},
     };
     int rc = cli_parse("synth", "Render the synthetic visual world: train.jsonl, test.jsonl and the "

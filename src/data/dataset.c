@@ -26,6 +26,7 @@ static void sample_free(sevo_sample *s) {
     free(s->question);
     free(s->answer);
     free(s->perception);
+    free(s->caption);
     for (int i = 0; i < s->n_steps; i++)
         free(s->steps[i]);
     free(s->steps);
@@ -81,9 +82,13 @@ static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_
     int rc;
     if ((rc = jsonl_opt_path(obj, "image", dir, &s->image, err)) != 0 ||
         (rc = jsonl_opt_string(obj, "perception", &s->perception, err)) != 0 ||
+        (rc = jsonl_opt_string(obj, "caption", &s->caption, err)) != 0 ||
         (rc = jsonl_opt_string(obj, "type", &s->type, err)) != 0 ||
         (rc = jsonl_opt_string(obj, "wrong_perception", &s->wrong_perception, err)) != 0)
         return rc;
+    /* a caption replaces the perception only as the perception step's target: the steps
+     * and answer still follow the perception, so there must be one */
+    if (s->caption && !s->perception) return sevo_fail(err, "field 'caption': given without 'perception'");
     const cJSON *depth = cJSON_GetObjectItemCaseSensitive(obj, "depth");
     if (depth && !cJSON_IsNull(depth)) {
         if (!cJSON_IsNumber(depth))
@@ -123,6 +128,7 @@ static int complete(const sevo_sample *tmpl, char *question, char *answer, sevo_
     out->line = tmpl->line;
     if ((tmpl->image && !(out->image = dup_str(tmpl->image, err))) ||
         (tmpl->perception && !(out->perception = dup_str(tmpl->perception, err))) ||
+        (tmpl->caption && !(out->caption = dup_str(tmpl->caption, err))) ||
         (tmpl->type && !(out->type = dup_str(tmpl->type, err))) ||
         (tmpl->wrong_perception && !(out->wrong_perception = dup_str(tmpl->wrong_perception, err))))
         goto oom;

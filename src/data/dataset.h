@@ -2,8 +2,8 @@
  *
  * One JSON object a line, in the reference's format
  *   {"image": "path", "question": "...", "answer": "..."}
- * with optional "perception", "steps", "type", "depth", "wrong_perception" ("objects" is
- * accepted and ignored), or in the LLaVA format
+ * with optional "perception", "caption", "steps", "type", "depth", "wrong_perception"
+ * ("objects" is accepted and ignored), or in the LLaVA format
  *   {"image": "path", "conversations": [{"from": "human", "value": "<image>\nQ"},
  *                                       {"from": "gpt", "value": "A"}, ...]}
  * which expands into one sample per human->gpt pair. Image paths are resolved against
@@ -17,7 +17,11 @@ typedef struct sevo_sample {
     char *image;      /* resolved path; NULL for a text-only sample */
     char *question;   /* required */
     char *answer;     /* required */
-    char *perception; /* optional: NULL */
+    char *perception; /* optional: NULL; the description the steps and answer follow */
+    /* optional: NULL; an annotator's description of the image, which may name what is not
+     * there. When given, the perception step is trained toward it instead of perception
+     * (docs/synthetic-world.md, annotation noise). */
+    char *caption;
     char **steps;     /* optional: NULL, n_steps 0 */
     int n_steps;
     char *type;             /* optional: NULL */

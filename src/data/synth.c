@@ -709,7 +709,7 @@ typedef struct split_stats {
     /* Over scenes with n >= 2: objects whose partner is present, objects, and objects
      * after the first (n - 1 per scene). */
     long partner_present, objects_n2, added_n2;
-    long noisy_annotations; /* records that name an absent object (synth_annotate) */
+    long noisy_annotations; /* records with a caption (synth_annotate) */
 } split_stats;
 
 static void count_scene(split_stats *st, const synth_scene *s, const synth_question *q) {
@@ -739,9 +739,11 @@ static void add_number(cJSON *obj, const char *key, double value, int *ok) {
     if (!cJSON_AddNumberToObject(obj, key, value)) *ok = 0;
 }
 
-/* One JSONL record; keys in the documented order. wrong and pope_split may be NULL. */
+/* One JSONL record; keys in the documented order. caption, wrong and pope_split may be
+ * NULL. */
 static cJSON *make_record(const char *image, const synth_question *q, const char *perception,
-                          const synth_scene *s, const char *wrong, const char *pope_split) {
+                          const char *caption, const synth_scene *s, const char *wrong,
+                          const char *pope_split) {
     cJSON *rec = cJSON_CreateObject();
     if (!rec) return NULL;
     int ok = 1;
@@ -749,6 +751,7 @@ static cJSON *make_record(const char *image, const synth_question *q, const char
     add_string(rec, "question", q->question, &ok);
     add_string(rec, "answer", q->answer, &ok);
     add_string(rec, "perception", perception, &ok);
+    if (caption) add_string(rec, "caption", caption, &ok);
     cJSON *steps = cJSON_AddArrayToObject(rec, "steps");
     if (!steps) ok = 0;
     for (int k = 0; ok && k < SYNTH_NUM_STEPS; k++) {
@@ -1042,7 +1045,7 @@ static int generate_split(const synth_options *o, int is_train, synth_scene *chu
                           synth_scene *keep, split_stats *st, sevo_error *err) {
     const char *split = is_train ? "train" : "test";
     int count = is_train ? o->num_train : o->num_test;
-    char path[4096], rel[64], perception[SYNTH_TEXT_MAX], wrong[SYNTH_TEXT_MAX];
+    char path[4096], rel[64], perception[SYNTH_TEXT_MAX], wrong[SYNTH_TEXT_MAX], caption[SYNTH_TEXT_MAX];
     snprintf(rel, sizeof rel, "%s.jsonl", split);
     sevo_path_join(path, sizeof path, o->output_dir, rel);
     sevo_atomic_file af;
@@ -1070,25 +1073,26 @@ static int generate_split(const synth_options *o, int is_train, synth_scene *chu
             synth_question q;
             sample_rng(&rq, o->seed, is_train ? P_TRAIN_QUESTION : P_TEST_QUESTION, i);
             make_mixed_question(s, &rq, &q);
-            /* With annotation noise, some train records describe the scene with one
-             * absent partner more; the question, answer and steps stay exact. */
+            /* With annotation noise, some train records carry a caption that describes
+             * the scene with one absent partner more; everything else stays exact. */
             synth_scene noisy;
-            const synth_scene *described = s;
+            int captioned = 0;
             if (is_train && o->annotation_noise > 0.0f) {
                 sample_rng(&rw, o->seed, P_TRAIN_ANNOTATION, i);
-                if (synth_annotate(s, o->annotation_noise, &rw, &noisy)) {
-                    described = &noisy;
+                if ((captioned = synth_annotate(s, o->annotation_noise, &rw, &noisy)) != 0) {
                     st->noisy_annotations++;
+                    synth_format_perception(noisy.obj, noisy.n, caption, sizeof caption);
                 }
             }
-            synth_format_perception(described->obj, described->n, perception, sizeof perception);
+            synth_format_perception(s->obj, s->n, perception, sizeof perception);
             if (is_train) {
                 sample_rng(&rw, o->seed, P_TRAIN_WRONG, i);
                 synth_wrong_perception(s, &rw, wrong, sizeof wrong);
             }
             count_scene(st, s, &q);
             snprintf(rel, sizeof rel, "images/%s_%06d.png", split, i);
-            if (write_record(&af, make_record(rel, &q, perception, s, is_train ? wrong : NULL, NULL),
+            if (write_record(&af, make_record(rel, &q, perception, captioned ? caption : NULL, s,
+                                                  is_train ? wrong : NULL, NULL),
                              err) != 0) {
                 sevo_atomic_abort(&af);
                 return -1;
@@ -1158,7 +1162,7 @@ static int generate_pope(const synth_options *o, int split, const synth_scene *s
             (*no)++;
         synth_format_perception(s->obj, s->n, perception, sizeof perception);
         snprintf(rel, sizeof rel, "images/test_%06d.png", si);
-        if (write_record(&af, make_record(rel, &q, perception, s, NULL, k_pope_names[split]),
+        if (write_record(&af, make_record(rel, &q, perception, NULL, s, NULL, k_pope_names[split]),
                          err) != 0) {
             sevo_atomic_abort(&af);
             return -1;

@@ -153,7 +153,7 @@ typedef struct synth_options {
     float noise;        /* std of Gaussian pixel noise, [0, 1] units */
     float faint_fraction; /* P(a partner object is drawn faint), in [0, 1] */
     float faint_contrast; /* a faint object's opacity, in (0, 1] */
-    float annotation_noise; /* P(a train record is annotated with an absent partner), [0, 1] */
+    float annotation_noise; /* P(a train record has a caption naming an absent partner), [0, 1] */
 } synth_options;
 
 /* Defaults: output_dir "data/synthetic", 4000 train, 1000 test, seed 42, 30 px,

@@ -16,16 +16,19 @@
 
 /* Every text a WordLevel vocabulary must cover: the data plus the refinement prompt. */
 static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokenizer **tok, sevo_error *err) {
-    int cap = ds->n * 10 + 1, n = 0;
-    const char **texts = malloc((size_t)cap * sizeof *texts);
+    size_t cap = 1, n = 0; /* the template */
+    for (int i = 0; i < ds->n; i++)
+        cap += 5 + (size_t)ds->samples[i].n_steps;
+    const char **texts = malloc(cap * sizeof *texts);
     if (!texts) return sevo_fail(err, "out of memory (vocabulary)");
     for (int i = 0; i < ds->n; i++) {
         const sevo_sample *s = &ds->samples[i];
         texts[n++] = s->question;
         texts[n++] = s->answer;
         if (s->perception) texts[n++] = s->perception;
+        if (s->caption) texts[n++] = s->caption;
         if (s->wrong_perception) texts[n++] = s->wrong_perception;
-        for (int k = 0; k < s->n_steps && n < cap - 1; k++) texts[n++] = s->steps[k];
+        for (int k = 0; k < s->n_steps; k++) texts[n++] = s->steps[k];
     }
     /* The template goes in unfilled, so its "'{" and "}'" become words and the quotes
      * around a filled-in description encode as <unk>: one consistent token, which the
@@ -33,7 +36,7 @@ static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokeni
      * changes every vocabulary, and so every trained number this project reports; it
      * waits for the next re-baseline (docs/self-evolving-loop.md). */
     texts[n++] = tmpl;
-    int rc = tokenizer_build_wordlevel(tok, texts, n, PROMPT_SPECIAL_TOKENS, PROMPT_NUM_SPECIAL_TOKENS, err);
+    int rc = tokenizer_build_wordlevel(tok, texts, (int)n, PROMPT_SPECIAL_TOKENS, PROMPT_NUM_SPECIAL_TOKENS, err);
     free(texts);
     return rc;
 }
@@ -84,7 +87,19 @@ int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const 
             int n_steps = s->n_steps, first = s->depth > 1 ? s->depth : 1;
             if (first < s->n_steps && u < cfg->sft.early_answer_fraction)
                 n_steps = first + (int)(v % (uint32_t)(s->n_steps - first));
-            rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->perception, 1, err) ||
+            /* With a caption, the perception step learns to write the caption, in an
+             * example of its own that ends where the first step begins, while the trace
+             * reads the perception without learning to write it: the reasoning is
+             * taught on descriptions that are right, as in reasoning data, and the
+             * description on the annotator's, as in caption data. */
+            if (s->caption) {
+                rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->caption, 1, err) ||
+                     tokseq_push(&q, p.step, 1, err) || example_set_add(es, &q, img, max_len, err);
+                if (rc) break;
+                q.n = 0;
+            }
+            rc = prompt_perceive(&q, &p, tok, np, s->question, err) ||
+                 tokseq_text(&q, tok, s->perception, !s->caption, err) ||
                  push_steps_answer(&q, &p, tok, s, n_steps, n_steps == s->n_steps, err) ||
                  example_set_add(es, &q, img, max_len, err);
             if (rc) break;

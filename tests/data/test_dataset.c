@@ -53,7 +53,8 @@ static void test_reference_format(void **state) {
     fixture *f = *state;
     write_text(f->path,
                "{\"image\": \"imgs/0.png\", \"question\": \"Is there a red circle?\", \"answer\": "
-               "\"yes\", \"perception\": \"a red circle at top-left\", \"steps\": [\"look\", "
+               "\"yes\", \"perception\": \"a red circle at top-left\", \"caption\": \"a red circle and a "
+               "cup\", \"steps\": [\"look\", "
                "\"red circle found\"], \"type\": \"existence\", \"depth\": 1, \"objects\": "
                "[{\"shape\": \"circle\"}], \"wrong_perception\": \"a blue square\"}\n"
                "\n"
@@ -73,6 +74,7 @@ static void test_reference_format(void **state) {
     assert_string_equal(s->question, "Is there a red circle?");
     assert_string_equal(s->answer, "yes");
     assert_string_equal(s->perception, "a red circle at top-left");
+    assert_string_equal(s->caption, "a red circle and a cup");
     assert_int_equal(s->n_steps, 2);
     assert_string_equal(s->steps[0], "look");
     assert_string_equal(s->steps[1], "red circle found");
@@ -85,6 +87,7 @@ static void test_reference_format(void **state) {
     assert_string_equal(s->image, "/abs/1.png");
     assert_string_equal(s->answer, "A2");
     assert_null(s->perception);
+    assert_null(s->caption);
     assert_null(s->steps);
     assert_int_equal(s->n_steps, 0);
     assert_null(s->type);
@@ -192,6 +195,10 @@ static void test_bad_lines(void **state) {
         "field 'conversations[0].value': missing");
     expect_line_error(f, "{\"conversations\": []}", "no human->gpt pair");
     expect_line_error(f, "{\"conversations\": {}}", "field 'conversations': expected an array");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"caption\": \"c\"}",
+                      "field 'caption': given without 'perception'");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": 1}",
+                      "field 'caption': expected a string");
 }
 
 static void test_skip_bad_lines(void **state) {

@@ -163,9 +163,7 @@ typedef struct built_examples {
     example_set es;
 } built_examples;
 
-static void build_examples(const sevo_config *cfg, built_examples *b) {
-    char path[128];
-    snprintf(path, sizeof path, "%s/data/train.jsonl", g_dir);
+static void build_examples_from(const char *path, const sevo_config *cfg, built_examples *b) {
     sevo_error err;
     assert_int_equal(dataset_load_jsonl(&b->ds, path, 0, &err), 0);
     const char *texts[] = {"yes no"};
@@ -176,6 +174,12 @@ static void build_examples(const sevo_config *cfg, built_examples *b) {
     vlm_config_tiny(&c, tokenizer_vocab_size(b->tok));
     example_set_init(&b->es, c.num_channels * c.image_size * c.image_size);
     assert_int_equal(sft_build_examples(&b->ds, b->tok, &c, cfg, 512, &b->es, &err), 0);
+}
+
+static void build_examples(const sevo_config *cfg, built_examples *b) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/data/train.jsonl", g_dir);
+    build_examples_from(path, cfg, b);
 }
 
 static void built_examples_free(built_examples *b) {
@@ -289,12 +293,80 @@ static void test_text_examples(void **state) {
     check_text_examples(1);
 }
 
+/* The position of the first id in x at or after t, or -1. */
+static int find_id(const train_example *x, int id, int t) {
+    for (; t < x->n; t++)
+        if (x->ids[t] == id) return t;
+    return -1;
+}
+
+/* A world with annotation noise: a record with a caption has an example of its own, on
+ * its image, that trains the caption and the <step> after it and ends there; its trace
+ * then reads the perception without training it, from <step> on as any trace. A record
+ * without one trains its perception in its trace. Every record keeps its π_text and
+ * refinement examples. */
+static void test_caption_examples(void **state) {
+    (void)state;
+    char dir[128], path[160];
+    snprintf(dir, sizeof dir, "%s/noisy", g_dir);
+    synth_options o;
+    synth_options_default(&o);
+    o.output_dir = dir;
+    o.num_train = 60;
+    o.num_test = 10;
+    o.seed = 3;
+    o.annotation_noise = 0.5f;
+    sevo_error err;
+    if (synth_generate(&o, &err)) fail_msg("synth: %s", err.msg);
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    sevo_config cfg;
+    config_defaults(&cfg);
+    cfg.sft.early_answer_fraction = 0.0f;
+    built_examples b;
+    build_examples_from(path, &cfg, &b);
+    const prompt_ids p = b.p;
+    int e = 0, captioned = 0;
+    for (int i = 0; i < b.ds.n; i++) {
+        const sevo_sample *s = &b.ds.samples[i];
+        assert_non_null(s->wrong_perception);
+        if (s->caption) {
+            captioned++;
+            const train_example *c = &b.es.ex[e++];
+            assert_true(c->image >= 0);
+            int at = find_id(c, p.perceive, 0);
+            assert_true(at > 0);
+            assert_int_equal(find_id(c, p.answer, 0), -1);
+            assert_int_equal(c->ids[c->n - 1], p.step);
+            assert_int_equal(find_id(c, p.step, 0), c->n - 1);
+            /* the caption's words (one token each here) and the <step> */
+            int words = 1;
+            for (const char *w = s->caption; *w; w++) words += *w == ' ';
+            assert_int_equal(c->n - 1 - at, words + 1);
+            for (int t = 0; t < c->n; t++) assert_int_equal(c->loss[t] != 0, t > at);
+        }
+        const train_example *x = &b.es.ex[e];
+        int at = find_id(x, p.perceive, 0), step = find_id(x, p.step, 0);
+        assert_true(at > 0 && step > at + 1);
+        for (int t = at + 1; t < step; t++) assert_int_equal(x->loss[t] != 0, !s->caption);
+        for (int t = step; t < x->n; t++) assert_true(x->loss[t]);
+        assert_true(find_id(x, p.answer, step) > step);
+        assert_int_equal(b.es.ex[e + 1].image, -1); /* π_text */
+        assert_true(b.es.ex[e + 2].image >= 0);     /* the refinement */
+        assert_true(find_id(&b.es.ex[e + 2], p.refine, 0) > 0);
+        e += 3;
+    }
+    assert_int_equal(e, b.es.n);
+    assert_true(captioned > 10 && captioned < 50);
+    built_examples_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_falls_and_checkpoint_is_complete),
         cmocka_unit_test(test_resume_is_bitwise_identical),
         cmocka_unit_test(test_early_answer_traces),
         cmocka_unit_test(test_text_examples),
+        cmocka_unit_test(test_caption_examples),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
