@@ -77,6 +77,11 @@ static char *strip_image_tag(const char *s, sevo_error *err) {
     return out;
 }
 
+static int nonblank(const char *s, const char *key, sevo_error *err) {
+    while (is_space(*s)) s++;
+    return *s ? 0 : sevo_fail(err, "field '%s': empty", key);
+}
+
 /* The fields shared by every sample of a line. */
 static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_error *err) {
     int rc;
@@ -89,6 +94,7 @@ static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_
     /* a caption replaces the perception only as the perception step's target: the steps
      * and answer still follow the perception, so there must be one */
     if (s->caption && !s->perception) return sevo_fail(err, "field 'caption': given without 'perception'");
+    if (s->caption && (rc = nonblank(s->caption, "caption", err)) != 0) return rc;
     const cJSON *depth = cJSON_GetObjectItemCaseSensitive(obj, "depth");
     if (depth && !cJSON_IsNull(depth)) {
         if (!cJSON_IsNumber(depth))
@@ -232,11 +238,6 @@ static int parse_conversations(const cJSON *conv, const sevo_sample *tmpl, sampl
 
 /* An error unless s holds more than whitespace: an empty answer would be scored right
  * whenever the model says nothing, and an empty question asks nothing. */
-static int nonblank(const char *s, const char *key, sevo_error *err) {
-    while (is_space(*s)) s++;
-    return *s ? 0 : sevo_fail(err, "field '%s': empty", key);
-}
-
 /* Parses one line's object into one or more samples appended to the list. On failure
  * the list holds what it held before. */
 static int parse_object(void *ctx, const cJSON *obj, const char *dir, int line, sevo_error *err) {

@@ -199,6 +199,8 @@ static void test_bad_lines(void **state) {
                       "field 'caption': given without 'perception'");
     expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": 1}",
                       "field 'caption': expected a string");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \" \"}",
+                      "field 'caption': empty");
 }
 
 static void test_skip_bad_lines(void **state) {

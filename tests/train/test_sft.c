@@ -204,6 +204,7 @@ static void check_traces(float fraction, int *cut, int *whole) {
     for (int i = 0; i < ds.n; i++) {
         const sevo_sample *s = &ds.samples[i];
         assert_non_null(s->perception);
+        assert_null(s->caption); /* the test world has no annotation noise */
         const train_example *x = &es.ex[e];
         e += s->wrong_perception ? 3 : 2;
         int steps = 0, answer_at = -1;
@@ -293,6 +294,13 @@ static void test_text_examples(void **state) {
     check_text_examples(1);
 }
 
+/* The words of a text (separated by single spaces, as the world writes them). */
+static int count_words(const char *text) {
+    int words = 1;
+    for (; *text; text++) words += *text == ' ';
+    return words;
+}
+
 /* The position of the first id in x at or after t, or -1. */
 static int find_id(const train_example *x, int id, int t) {
     for (; t < x->n; t++)
@@ -339,20 +347,23 @@ static void test_caption_examples(void **state) {
             assert_int_equal(c->ids[c->n - 1], p.step);
             assert_int_equal(find_id(c, p.step, 0), c->n - 1);
             /* the caption's words (one token each here) and the <step> */
-            int words = 1;
-            for (const char *w = s->caption; *w; w++) words += *w == ' ';
-            assert_int_equal(c->n - 1 - at, words + 1);
+            assert_int_equal(c->n - 1 - at, count_words(s->caption) + 1);
             for (int t = 0; t < c->n; t++) assert_int_equal(c->loss[t] != 0, t > at);
         }
         const train_example *x = &b.es.ex[e];
         int at = find_id(x, p.perceive, 0), step = find_id(x, p.step, 0);
         assert_true(at > 0 && step > at + 1);
+        assert_int_equal(step - at - 1, count_words(s->perception)); /* not the caption */
         for (int t = at + 1; t < step; t++) assert_int_equal(x->loss[t] != 0, !s->caption);
         for (int t = step; t < x->n; t++) assert_true(x->loss[t]);
         assert_true(find_id(x, p.answer, step) > step);
         assert_int_equal(b.es.ex[e + 1].image, -1); /* π_text */
         assert_true(b.es.ex[e + 2].image >= 0);     /* the refinement */
-        assert_true(find_id(&b.es.ex[e + 2], p.refine, 0) > 0);
+        const train_example *r = &b.es.ex[e + 2];
+        assert_true(find_id(r, p.refine, 0) > 0);
+        int targets = 0; /* the refinement's target is the perception and <eos> */
+        for (int t = 0; t < r->n; t++) targets += r->loss[t] != 0;
+        assert_int_equal(targets, count_words(s->perception) + 1);
         e += 3;
     }
     assert_int_equal(e, b.es.n);
