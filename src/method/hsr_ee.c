@@ -453,15 +453,13 @@ static void score_all(const hsr_gate *g, rollouts *ro, gate_work *w) {
     }
 }
 
-/* One epoch of BCE over the training steps in a random order; returns the mean loss. */
-static double gate_epoch(hsr_gate *g, rollouts *ro, const int *train_steps, int n_train, gate_work *w, float lr,
-                         int *adam_t, sevo_rng *rng) {
-    int *order = malloc((size_t)n_train * sizeof *order);
-    if (!order) return NAN;
+/* One epoch of BCE over the training steps in a random order (with dropout). */
+static int gate_epoch(hsr_gate *g, rollouts *ro, const int *train_steps, int n_train, gate_work *w, float lr,
+                      int *adam_t, sevo_rng *rng, sevo_error *err) {
+    int *order = sevo_malloc(((size_t)n_train + 1) * sizeof *order, "gate training order", err);
+    if (!order) return -1;
     memcpy(order, train_steps, (size_t)n_train * sizeof *order);
     sevo_rng_shuffle(rng, order, n_train);
-    double loss_sum = 0.0;
-    int batches = 0;
     for (int i = 0; i < n_train; i += GATE_BATCH) {
         int b = n_train - i < GATE_BATCH ? n_train - i : GATE_BATCH;
         for (int j = 0; j < b; j++) {
@@ -470,8 +468,7 @@ static double gate_epoch(hsr_gate *g, rollouts *ro, const int *train_steps, int 
         }
         hsr_gate_forward(g, w->x, b, w->act, w->logits, rng);
         for (int j = 0; j < b; j++) w->zd[j] = w->logits[j];
-        loss_sum += gate_bce_with_logits(w->zd, w->lab, b, w->dlog);
-        batches++;
+        gate_bce_with_logits(w->zd, w->lab, b, w->dlog);
         for (int j = 0; j < b; j++) w->dlogits[j] = (float)w->dlog[j];
         memset(g->grads, 0, g->n_params * sizeof(float));
         hsr_gate_backward(g, w->x, b, w->act, 1, w->dlogits, w->scratch);
@@ -479,7 +476,7 @@ static double gate_epoch(hsr_gate *g, rollouts *ro, const int *train_steps, int 
         adamw_update(g->params, g->grads, 1.0f, w->m, w->v, g->n_params, lr, 0.9f, 0.999f, 1e-8f, 0.0f, *adam_t);
     }
     free(order);
-    return batches ? loss_sum / batches : 0.0;
+    return 0;
 }
 
 /* What one epoch of the exit policy did. */
@@ -667,6 +664,7 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
     hsr_gate g = {0};
     gate_work w = {0};
     int *train_steps = NULL, rc = -1;
+    double *label_d = NULL, *score_d = NULL; /* the gate's loss on the training steps */
     sevo_atomic_file mf = {0}, tf = {0};
     char path[4096];
     double t0 = sevo_now();
@@ -683,7 +681,10 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
     if (hsr_gate_init(&g, ro.d, hc->confidence_head_hidden_dim, hc->confidence_threshold, o->cfg->seed, err) ||
         work_alloc(&w, &g, err))
         goto done;
-    if (!(train_steps = sevo_malloc(((size_t)ro.steps + 1) * sizeof *train_steps, "steps", err))) goto done;
+    if (!(train_steps = sevo_malloc(((size_t)ro.steps + 1) * sizeof *train_steps, "steps", err)) ||
+        !(label_d = sevo_malloc(((size_t)ro.steps + 1) * sizeof *label_d, "gate loss", err)) ||
+        !(score_d = sevo_malloc(((size_t)ro.steps + 1) * sizeof *score_d, "gate loss", err)))
+        goto done;
     int n_train = 0;
     for (int i = 0; i < ro.n; i++)
         if (!is_heldout(i))
@@ -702,26 +703,17 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
     s->tau_start = hsr_gate_tau(&g);
     for (int epoch = 0; epoch <= o->num_epochs; epoch++) {
         /* epoch 0 measures the untrained gate at the initial tau: the start of training */
-        double train_loss = epoch ? gate_epoch(&g, &ro, train_steps, n_train, &w, hc->gate_learning_rate, &adam_t,
-                                                &rng)
-                                  : NAN;
+        if (epoch && gate_epoch(&g, &ro, train_steps, n_train, &w, hc->gate_learning_rate, &adam_t, &rng, err))
+            goto done;
         score_all(&g, &ro, &w);
-        if (epoch == 0) {
-            double *yd = malloc(((size_t)n_train + 1) * sizeof *yd), *sd = malloc(((size_t)n_train + 1) * sizeof *sd);
-            if (!yd || !sd) {
-                free(yd);
-                free(sd);
-                sevo_fail(err, "out of memory (gate loss)");
-                goto done;
-            }
-            for (int i = 0; i < n_train; i++) {
-                yd[i] = ro.label[train_steps[i]];
-                sd[i] = ro.score[train_steps[i]];
-            }
-            train_loss = gate_bce_from_scores(sd, yd, n_train);
-            free(yd);
-            free(sd);
+        /* the training loss as the gate now stands (inference mode, every training step):
+         * the same measure before training and after each epoch, not a running mean over
+         * an epoch whose weights moved and whose units were dropped */
+        for (int i = 0; i < n_train; i++) {
+            label_d[i] = ro.label[train_steps[i]];
+            score_d[i] = ro.score[train_steps[i]];
         }
+        double train_loss = gate_bce_from_scores(score_d, label_d, n_train);
         exit_figures sampled, held;
         /* the baseline starts at the untrained policy's mean reward */
         exit_pass(&g, &ro, 0, 1, hc->exit_samples, epoch > 0 && hc->adaptive_threshold, hc->length_penalty_lambda, T,
@@ -782,6 +774,8 @@ done:
     if (mf.f) sevo_atomic_abort(&mf);
     if (tf.f) sevo_atomic_abort(&tf);
     free(train_steps);
+    free(label_d);
+    free(score_d);
     work_free(&w);
     hsr_gate_release(&g);
     rollouts_free(&ro);

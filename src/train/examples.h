@@ -46,18 +46,21 @@ typedef struct batch_buf {
     int *ids, *targets, *pos, *seg_start, *image_of; /* [B*T] */
     float *images;
     int *image_map; /* example image -> batch image slot, scratch */
-    int *row_fill;  /* scratch for packing */
+    int *row_fill;  /* [n] scratch for packing: tokens in each row */
     int *ex_start;  /* [n]: flat index (row * T + column) of each example's first token */
-    int cap_tokens, cap_images_batch, cap_images, cap_rows, cap_ex;
+    int *ex_row, *ex_order, *ex_pairs; /* [n], [n], [2n] scratch for packing */
+    int cap_tokens, cap_images_batch, cap_images, cap_ex;
     int n_targets;  /* tokens with a target in the assembled batch */
     vlm_batch b;
 } batch_buf;
 
 void batch_buf_init(batch_buf *bb);
 void batch_buf_free(batch_buf *bb);
-/* Packs examples idx[0..n) into rows of row_len tokens (longer examples get a row of
- * their own length). Example idx[i] occupies tokens ex_start[i] .. ex_start[i] + its
- * length - 1 of the flat [B*T] batch. */
+/* Packs examples idx[0..n) into as many rows of row_len tokens as first fit needs
+ * (longer examples get a row of their own length), then shortens the rows to the least
+ * length that still holds them all (B * T never exceeds n * max(row_len, longest)).
+ * Example idx[i] occupies tokens ex_start[i] .. ex_start[i] + its length - 1 of the
+ * flat [B*T] batch. */
 int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, int row_len,
                    sevo_error *err);
 

@@ -157,10 +157,63 @@ static void test_weighted_nll_by_hand(void **state) {
     example_set_free(&s);
 }
 
+/* Balanced rows, by hand. Lengths 12, 3, 12, 3, 3 (33 tokens) in rows of 24: first fit
+ * needs 2 rows (12+3+3+3 and 12). Longest first, rows of 17 do not hold them (12 | 12,
+ * then 3, 3 and the last 3 overflow both), rows of 18 do (12+3+3 | 12+3): 36 tokens
+ * instead of 48. Every token of every example lies at its ex_start, no two examples
+ * overlap, and the rest is padding with no target. */
+static void test_packing_balances_rows(void **state) {
+    (void)state;
+    sevo_error err;
+    example_set s;
+    example_set_init(&s, 0);
+    const int lens[5] = {12, 3, 12, 3, 3};
+    for (int e = 0; e < 5; e++) {
+        tokseq q;
+        tokseq_init(&q);
+        for (int t = 0; t < lens[e]; t++) assert_int_equal(tokseq_push(&q, 10 * (e + 1) + t, t > 0, &err), 0);
+        assert_int_equal(example_set_add(&s, &q, -1, 64, &err), 0);
+        tokseq_free(&q);
+    }
+    int idx[5] = {0, 1, 2, 3, 4};
+    batch_buf bb;
+    batch_buf_init(&bb);
+    assert_int_equal(batch_assemble(&bb, &s, idx, 5, 0, 24, &err), 0);
+    assert_int_equal(bb.b.B, 2);
+    assert_int_equal(bb.b.T, 18);
+    int N = bb.b.B * bb.b.T, owner[36];
+    for (int k = 0; k < N; k++) owner[k] = -1;
+    for (int e = 0; e < 5; e++) {
+        int k0 = bb.ex_start[e];
+        assert_true(k0 % 18 + lens[e] <= 18); /* within one row */
+        for (int t = 0; t < lens[e]; t++) {
+            assert_int_equal(owner[k0 + t], -1);
+            owner[k0 + t] = e;
+            assert_int_equal(bb.ids[k0 + t], 10 * (e + 1) + t);
+            assert_int_equal(bb.pos[k0 + t], t);
+            assert_int_equal(bb.seg_start[k0 + t], k0 % 18);
+        }
+    }
+    int pad = 0;
+    for (int k = 0; k < N; k++)
+        if (owner[k] < 0) {
+            pad++;
+            assert_int_equal(bb.targets[k], -1);
+        }
+    assert_int_equal(pad, 36 - 33);
+    /* one example longer than row_len: a row of its own length, as before */
+    assert_int_equal(batch_assemble(&bb, &s, idx, 1, 0, 5, &err), 0);
+    assert_int_equal(bb.b.B, 1);
+    assert_int_equal(bb.b.T, 12);
+    batch_buf_free(&bb);
+    example_set_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_packing_matches_one_row_each),
         cmocka_unit_test(test_weighted_nll_by_hand),
+        cmocka_unit_test(test_packing_balances_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
