@@ -2,10 +2,10 @@
  *
  * An example is one token sequence with a loss mask and (optionally) the index of its
  * image in the set's image table; examples may share an image. A batch gathers some
- * examples and packs them back to back into rows (first fit, in the given order), so
- * that almost no compute goes to padding; attention stays inside each example. It turns
- * the loss mask into next-token targets (targets[t] = ids[t+1] where token t+1 is a
- * response token, else -1), and copies the distinct images the examples use into one
+ * examples and packs them back to back into rows of about equal fill (batch_assemble),
+ * so that almost no compute goes to padding; attention stays inside each example. It
+ * turns the loss mask into next-token targets (targets[t] = ids[t+1] where token t+1 is
+ * a response token, else -1), and copies the distinct images the examples use into one
  * contiguous buffer for the vision tower. */
 #ifndef SEVO_TRAIN_EXAMPLES_H
 #define SEVO_TRAIN_EXAMPLES_H

@@ -367,8 +367,8 @@ static void seq_set_free(seq_set *s) {
     free(s->ids);
 }
 
-/* All sequences of the set in one batch, packed as the trainers pack: rows of twice the
- * longest sequence, first fit, attention kept inside each sequence. */
+/* All sequences of the set in one batch, packed as the trainers pack (batch_assemble,
+ * from rows of twice the longest sequence), attention kept inside each sequence. */
 static void seq_set_batch(const seq_set *s, const parity *f, batch_buf *bb) {
     int idx[64], longest = 0;
     assert_true(s->n <= 64);

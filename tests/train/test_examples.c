@@ -159,8 +159,8 @@ static void test_weighted_nll_by_hand(void **state) {
 
 /* Balanced rows, by hand. Lengths 12, 3, 12, 3, 3 (33 tokens) in rows of 24: first fit
  * needs 2 rows (12+3+3+3 and 12). Longest first, rows of 17 do not hold them (12 | 12,
- * then 3, 3 and the last 3 overflow both), rows of 18 do (12+3+3 | 12+3): 36 tokens
- * instead of 48. Every token of every example lies at its ex_start, no two examples
+ * a 3 to each, and the third 3 overflows both), rows of 18 do (12+3+3 | 12+3): 36
+ * tokens instead of 48. Every token of every example lies at its ex_start, no two examples
  * overlap, and the rest is padding with no target. */
 static void test_packing_balances_rows(void **state) {
     (void)state;
@@ -198,9 +198,17 @@ static void test_packing_balances_rows(void **state) {
     for (int k = 0; k < N; k++)
         if (owner[k] < 0) {
             pad++;
+            assert_int_equal(bb.ids[k], 0);
             assert_int_equal(bb.targets[k], -1);
+            assert_int_equal(bb.seg_start[k], k % 18); /* a one-token sequence of its own */
         }
     assert_int_equal(pad, 36 - 33);
+    /* no shorter fit: 12, 12, 12 take 2 rows of 24 by first fit (12+12 | 12), and longest
+     * first needs 3 rows for every length from 18 to 23, so the rows stay 24 long */
+    int three[3] = {0, 2, 0};
+    assert_int_equal(batch_assemble(&bb, &s, three, 3, 0, 24, &err), 0);
+    assert_int_equal(bb.b.B, 2);
+    assert_int_equal(bb.b.T, 24);
     /* one example longer than row_len: a row of its own length, as before */
     assert_int_equal(batch_assemble(&bb, &s, idx, 1, 0, 5, &err), 0);
     assert_int_equal(bb.b.B, 1);
