@@ -77,6 +77,8 @@ static char *strip_image_tag(const char *s, sevo_error *err) {
     return out;
 }
 
+/* An error unless s holds more than whitespace: an empty answer would be scored right
+ * whenever the model says nothing, and an empty question asks nothing. */
 static int nonblank(const char *s, const char *key, sevo_error *err) {
     while (is_space(*s)) s++;
     return *s ? 0 : sevo_fail(err, "field '%s': empty", key);
@@ -236,8 +238,6 @@ static int parse_conversations(const cJSON *conv, const sevo_sample *tmpl, sampl
     return 0;
 }
 
-/* An error unless s holds more than whitespace: an empty answer would be scored right
- * whenever the model says nothing, and an empty question asks nothing. */
 /* Parses one line's object into one or more samples appended to the list. On failure
  * the list holds what it held before. */
 static int parse_object(void *ctx, const cJSON *obj, const char *dir, int line, sevo_error *err) {

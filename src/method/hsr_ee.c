@@ -539,11 +539,12 @@ static void exit_pass(hsr_gate *g, const rollouts *ro, int heldout, int stochast
     free(order);
 }
 
-/* Loss, AUROC and calibration of the current scores over the held-out steps. */
-static void heldout_quality(const rollouts *ro, double *loss, double *auroc, double *ece, int *n_out) {
+/* Loss, AUROC and calibration of the current scores over the steps of the held-out
+ * trajectories (heldout = 1) or of the training ones (0). */
+static void steps_quality(const rollouts *ro, int heldout, double *loss, double *auroc, double *ece, int *n_out) {
     int n = 0;
     for (int i = 0; i < ro->n; i++)
-        if (is_heldout(i)) n += ro->t[i].n_steps;
+        if (is_heldout(i) == heldout) n += ro->t[i].n_steps;
     *n_out = n;
     *loss = *auroc = *ece = 0.0;
     double *s = malloc(((size_t)n + 1) * sizeof *s), *yd = malloc(((size_t)n + 1) * sizeof *yd);
@@ -551,7 +552,7 @@ static void heldout_quality(const rollouts *ro, double *loss, double *auroc, dou
     if (s && yd && y) {
         int j = 0;
         for (int i = 0; i < ro->n; i++) {
-            if (!is_heldout(i)) continue;
+            if (is_heldout(i) != heldout) continue;
             for (int k = 0; k < ro->t[i].n_steps; k++, j++) {
                 s[j] = ro->score[ro->t[i].first + k];
                 y[j] = ro->label[ro->t[i].first + k];
@@ -664,7 +665,6 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
     hsr_gate g = {0};
     gate_work w = {0};
     int *train_steps = NULL, rc = -1;
-    double *label_d = NULL, *score_d = NULL; /* the gate's loss on the training steps */
     sevo_atomic_file mf = {0}, tf = {0};
     char path[4096];
     double t0 = sevo_now();
@@ -681,10 +681,7 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
     if (hsr_gate_init(&g, ro.d, hc->confidence_head_hidden_dim, hc->confidence_threshold, o->cfg->seed, err) ||
         work_alloc(&w, &g, err))
         goto done;
-    if (!(train_steps = sevo_malloc(((size_t)ro.steps + 1) * sizeof *train_steps, "steps", err)) ||
-        !(label_d = sevo_malloc(((size_t)ro.steps + 1) * sizeof *label_d, "gate loss", err)) ||
-        !(score_d = sevo_malloc(((size_t)ro.steps + 1) * sizeof *score_d, "gate loss", err)))
-        goto done;
+    if (!(train_steps = sevo_malloc(((size_t)ro.steps + 1) * sizeof *train_steps, "steps", err))) goto done;
     int n_train = 0;
     for (int i = 0; i < ro.n; i++)
         if (!is_heldout(i))
@@ -709,11 +706,9 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
         /* the training loss as the gate now stands (inference mode, every training step):
          * the same measure before training and after each epoch, not a running mean over
          * an epoch whose weights moved and whose units were dropped */
-        for (int i = 0; i < n_train; i++) {
-            label_d[i] = ro.label[train_steps[i]];
-            score_d[i] = ro.score[train_steps[i]];
-        }
-        double train_loss = gate_bce_from_scores(score_d, label_d, n_train);
+        double train_loss, train_auroc, train_ece;
+        int n_steps;
+        steps_quality(&ro, 0, &train_loss, &train_auroc, &train_ece, &n_steps);
         exit_figures sampled, held;
         /* the baseline starts at the untrained policy's mean reward */
         exit_pass(&g, &ro, 0, 1, hc->exit_samples, epoch > 0 && hc->adaptive_threshold, hc->length_penalty_lambda, T,
@@ -725,7 +720,7 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
         s->reward_end = sampled.mean_reward;
         exit_pass(&g, &ro, 1, 0, 1, 0, hc->length_penalty_lambda, T, 0.0, NULL, NULL, &held);
         int n_held;
-        heldout_quality(&ro, &s->heldout_loss, &s->auroc, &s->ece, &n_held);
+        steps_quality(&ro, 1, &s->heldout_loss, &s->auroc, &s->ece, &n_held);
         s->heldout_steps = n_held;
         s->mean_exit_step = held.mean_exit_step;
         s->heldout_exit_accuracy = held.accuracy_at_exit;
@@ -774,8 +769,6 @@ done:
     if (mf.f) sevo_atomic_abort(&mf);
     if (tf.f) sevo_atomic_abort(&tf);
     free(train_steps);
-    free(label_d);
-    free(score_d);
     work_free(&w);
     hsr_gate_release(&g);
     rollouts_free(&ro);

@@ -167,19 +167,21 @@ static void pack_rows(batch_buf *bb, const example_set *s, const int *idx, int n
     }
     int *fill = bb->row_fill, *row_of = bb->ex_row, *order = bb->ex_order, *pairs = bb->ex_pairs;
     for (int i = 0; i < n; i++) order[i] = i;
+    /* n >= 1 examples of at most cap tokens: n rows always hold them, so R >= 1 */
     int R = first_fit(s, idx, order, n, cap, n, fill, row_of);
-    if (R < 0) R = n; /* unreachable: n rows always fit n examples of at most cap */
     for (int i = 0; i < n; i++) pairs[2 * i] = s->ex[idx[i]].n, pairs[2 * i + 1] = i;
     qsort(pairs, (size_t)n, 2 * sizeof(int), by_length_desc);
     for (int i = 0; i < n; i++) order[i] = pairs[2 * i + 1];
-    int lo = (int)((total + R - 1) / (R > 0 ? R : 1));
+    int lo = (int)((total + R - 1) / R);
     lo = lo > longest ? lo : longest;
-    for (int T = lo; T < cap; T++)
-        if (first_fit(s, idx, order, n, T, R, fill, row_of) >= 0) {
-            *B_out = R;
+    for (int T = lo; T < cap; T++) {
+        int rows = first_fit(s, idx, order, n, T, R, fill, row_of);
+        if (rows >= 0) {
+            *B_out = rows; /* longest first may need fewer rows than first fit did */
             *T_out = T;
             return;
         }
+    }
     /* no shorter fit: the first fit at full length */
     for (int i = 0; i < n; i++) order[i] = i;
     *B_out = first_fit(s, idx, order, n, cap, n, fill, row_of);
@@ -188,16 +190,12 @@ static void pack_rows(batch_buf *bb, const example_set *s, const int *idx, int n
 
 int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, int row_len,
                    sevo_error *err) {
-    int ex_cap = bb->cap_ex, e0 = ex_cap, e1 = ex_cap, e2 = ex_cap, e3 = ex_cap;
+    int ex_cap = bb->cap_ex, e0 = ex_cap, e1 = ex_cap, e2 = ex_cap, e3 = ex_cap, e4 = 2 * ex_cap;
     if (grow_ints(&bb->ex_start, &e0, n, err) || grow_ints(&bb->ex_row, &e1, n, err) ||
-        grow_ints(&bb->ex_order, &e2, n, err) || grow_ints(&bb->row_fill, &e3, n, err))
+        grow_ints(&bb->ex_order, &e2, n, err) || grow_ints(&bb->row_fill, &e3, n, err) ||
+        grow_ints(&bb->ex_pairs, &e4, 2 * n, err))
         return -1;
-    if (n > ex_cap) {
-        int *pairs = realloc(bb->ex_pairs, (size_t)n * 2 * sizeof *pairs);
-        if (!pairs) return sevo_fail(err, "out of memory (batch)");
-        bb->ex_pairs = pairs;
-        bb->cap_ex = n;
-    }
+    if (n > ex_cap) bb->cap_ex = n;
     int B = 0, T = 0;
     pack_rows(bb, s, idx, n, row_len, &B, &T);
     int tokens = B * T, cap = bb->cap_tokens;

@@ -58,7 +58,8 @@ void batch_buf_init(batch_buf *bb);
 void batch_buf_free(batch_buf *bb);
 /* Packs examples idx[0..n) into as many rows of row_len tokens as first fit needs
  * (longer examples get a row of their own length), then shortens the rows to the least
- * length that still holds them all (B * T never exceeds n * max(row_len, longest)).
+ * length at which first fit, longest example first, still holds them in that many rows
+ * (B * T never exceeds the first fit's, nor n * max(row_len, longest)).
  * Example idx[i] occupies tokens ex_start[i] .. ex_start[i] + its length - 1 of the
  * flat [B*T] batch. */
 int batch_assemble(batch_buf *bb, const example_set *s, const int *idx, int n, int pad_id, int row_len,
