@@ -267,8 +267,8 @@ static void test_rollout_matches_trace(void **state) {
     tokenizer_free(tok);
 }
 
-/* Reads metrics.jsonl into gate losses and taus per epoch. */
-static int read_metrics(const char *dir, double *loss, double *tau, int cap) {
+/* Reads metrics.jsonl into gate losses, taus and gate learning rates per epoch. */
+static int read_metrics(const char *dir, double *loss, double *tau, double *lr, int cap) {
     char path[256], *text = NULL;
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
     sevo_error err;
@@ -279,6 +279,7 @@ static int read_metrics(const char *dir, double *loss, double *tau, int cap) {
         assert_non_null(j);
         loss[n] = cJSON_GetObjectItem(j, "gate_loss")->valuedouble;
         tau[n] = cJSON_GetObjectItem(j, "tau")->valuedouble;
+        lr[n] = cJSON_GetObjectItem(j, "gate_lr")->valuedouble;
         assert_non_null(cJSON_GetObjectItem(j, "auroc"));
         assert_non_null(cJSON_GetObjectItem(j, "mean_reward"));
         assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(j, "exit_steps")) == 5);
@@ -319,13 +320,20 @@ static void test_training(void **state) {
         assert_true(sevo_file_exists(path));
     }
     assert_int_equal(test_count_lines(path), 60); /* one trajectory a sample */
-    double loss[8], tau[8];
+    double loss[8], tau[8], lr[8];
     /* epoch 0 (before training) and 5 epochs */
-    assert_int_equal(read_metrics(fixed, loss, tau, 8), 6);
+    assert_int_equal(read_metrics(fixed, loss, tau, lr, 8), 6);
+    /* the gate's step decays along a cosine: falling every epoch, still above 90% of
+     * its peak after the first epoch (a few batches of 64 steps of 54 trajectories) and
+     * below 2% of it at the last update */
+    assert_true(lr[0] == 0.0);
+    for (int e = 2; e < 6; e++) assert_true(lr[e] < lr[e - 1]);
+    assert_true(lr[1] < 1e-3 && lr[1] > 0.9e-3);
+    assert_true(lr[5] > 0.0 && lr[5] < 0.02e-3);
     for (int e = 0; e < 6; e++) assert_true(fabs(tau[e] - 0.7) < 1e-6);
     assert_true(a.tau_end == a.tau_start);
     assert_true(loss[5] < loss[0]);
-    assert_int_equal(read_metrics(learned, loss, tau, 8), 6);
+    assert_int_equal(read_metrics(learned, loss, tau, lr, 8), 6);
     assert_true(fabs(b.tau_end - 0.7) > 1e-3);
     /* the same rollouts and gate training (tau does not feed back into the gate) */
     assert_true(a.auroc == b.auroc);
