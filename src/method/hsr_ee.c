@@ -459,7 +459,7 @@ static void score_all(const hsr_gate *g, rollouts *ro, gate_work *w) {
  * rate the last mini-batches decide where the gate ends (its held-out loss moved by up
  * to 0.03 from one epoch to the next), and with it the threshold learned on its scores. */
 static int gate_epoch(hsr_gate *g, rollouts *ro, const int *train_steps, int n_train, gate_work *w, float lr,
-                      int total_updates, int *adam_t, sevo_rng *rng, sevo_error *err) {
+                      int total_updates, int *adam_t, float *last_lr, sevo_rng *rng, sevo_error *err) {
     int *order = sevo_malloc(((size_t)n_train + 1) * sizeof *order, "gate training order", err);
     if (!order) return -1;
     memcpy(order, train_steps, (size_t)n_train * sizeof *order);
@@ -476,9 +476,10 @@ static int gate_epoch(hsr_gate *g, rollouts *ro, const int *train_steps, int n_t
         for (int j = 0; j < b; j++) w->dlogits[j] = (float)w->dlog[j];
         memset(g->grads, 0, g->n_params * sizeof(float));
         hsr_gate_backward(g, w->x, b, w->act, 1, w->dlogits, w->scratch);
-        float lr_t = lr_at(*adam_t, total_updates, 0, lr);
+        *last_lr = lr_at(*adam_t, total_updates, 0, lr);
         ++*adam_t;
-        adamw_update(g->params, g->grads, 1.0f, w->m, w->v, g->n_params, lr_t, 0.9f, 0.999f, 1e-8f, 0.0f, *adam_t);
+        adamw_update(g->params, g->grads, 1.0f, w->m, w->v, g->n_params, *last_lr, 0.9f, 0.999f, 1e-8f, 0.0f,
+                     *adam_t);
     }
     free(order);
     return 0;
@@ -702,12 +703,13 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
     sevo_rng_seed(&exit_rng, o->cfg->seed, 0x45f);
     double baseline = 0.0, T = hc->exit_temperature;
     int adam_t = 0;
+    float last_lr = 0.0f; /* the step size of the latest update, as logged */
     const int total_updates = o->num_epochs * ((n_train + GATE_BATCH - 1) / GATE_BATCH);
     s->tau_start = hsr_gate_tau(&g);
     for (int epoch = 0; epoch <= o->num_epochs; epoch++) {
         /* epoch 0 measures the untrained gate at the initial tau: the start of training */
         if (epoch && gate_epoch(&g, &ro, train_steps, n_train, &w, hc->gate_learning_rate, total_updates, &adam_t,
-                                &rng, err))
+                                &last_lr, &rng, err))
             goto done;
         score_all(&g, &ro, &w);
         /* the training loss as the gate now stands (inference mode, every training step):
@@ -735,8 +737,7 @@ int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *
         if (j) {
             cJSON_AddNumberToObject(j, "epoch", epoch);
             cJSON_AddNumberToObject(j, "gate_loss", train_loss);
-            /* the rate of the epoch's last update (0 for epoch 0, before any) */
-            double last_lr = adam_t ? lr_at(adam_t - 1, total_updates, 0, hc->gate_learning_rate) : 0.0;
+            /* the rate the epoch's last update used (0 for epoch 0, before any) */
             cJSON_AddNumberToObject(j, "gate_lr", last_lr);
             cJSON_AddNumberToObject(j, "heldout_loss", s->heldout_loss);
             cJSON_AddNumberToObject(j, "auroc", s->auroc);
