@@ -11,7 +11,9 @@
 # bench/summarize.py prints the medians and the ratios sevo/PyTorch: training step
 # tokens/s (forward + backward + clipping + AdamW), prefill and decode tokens/s with a KV
 # cache, peak resident memory; sevo's training GFLOP/s as a fraction of the sgemm peak
-# OpenBLAS reaches here; and sevo's speed-up from 1 thread to THREADS.
+# OpenBLAS reaches here; sevo's speed-up from 1 thread to THREADS; and the decode speed
+# this machine's memory allows (`sevo bench --memory_only`: the read rate, over the bytes
+# a decode step reads), against which both programs' decode is read.
 #
 # Where the environment sets OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE, the sgemm peak and
 # sevo's runs are measured both ways: as set, and with both unset for those commands.
@@ -49,9 +51,11 @@ fi
 tag() { [ -z "$1" ] && echo "as set" || echo "unset"; }
 label() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d.update(json.loads(sys.argv[1])); print(json.dumps(d))' "$1"; }
 
-# the sgemm peak, before and after the models (summarize.py takes the best: this
-# machine's speed drifts, and a peak measured in a slow moment understates it)
+# the sgemm peak and the memory read rate, before and after the models (summarize.py
+# takes the best: this machine's speed drifts, and a peak measured in a slow moment
+# understates it)
 sgemm_peaks() {
+    "$sevo" bench --memory_only --json --num_threads "$threads" | label '{"framework": "memory"}' >>"$runs"
     for e in "${envs[@]}"; do
         for t in 1 "$threads"; do
             # shellcheck disable=SC2086

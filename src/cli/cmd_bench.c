@@ -5,6 +5,10 @@
  * `--sgemm_only` measures the sgemm GFLOP/s OpenBLAS reaches here, against which the
  * model's FLOP/s is read; with `--sgemm_shape MxNxK` on one product of that shape
  * (bench/gemm-shapes.sh compares the model's own shapes with PyTorch's matmul).
+ * `--memory_only` measures how fast this machine's cores read memory: decoding one
+ * sequence reads every decoder weight once per token, so that rate divided by the bytes
+ * a decode step reads (`decode_bytes_per_token` in the model's JSON line) is the most
+ * tokens/s any program can decode here in float32.
  *
  * bench/compare.sh runs this and tools/reference/bench_torch.py (the same model in
  * PyTorch, loaded from the files `--write_model` writes) on the same batch, alternately,
@@ -14,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -43,6 +48,42 @@ static double sgemm_gflops(int M, int N, int K, int reps) {
     free(a);
     free(b);
     free(c);
+    return best;
+}
+
+/* Best GB/s of reps passes summing a buffer of mib MiB (larger than any cache, as the
+ * weights of the larger models are) on all threads, after one warmup pass. Each thread
+ * keeps 64 running sums (four 16-float vectors), so that the adds never wait on each
+ * other and only memory limits the loop. */
+#define READ_LANES 64
+static double read_gbps(size_t mib, int reps) {
+    const size_t n = mib << 18, nblk = n / READ_LANES; /* floats, blocks of READ_LANES */
+    float *a = malloc(n * sizeof(float));
+    double best = 0;
+    if (!a) return 0;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    volatile float sink = 0;
+    for (int r = -1; r < reps; r++) {
+        double t0 = sevo_now();
+        float total = 0;
+#pragma omp parallel reduction(+ : total)
+        {
+            float acc[READ_LANES] = {0};
+#pragma omp for schedule(static)
+            for (size_t blk = 0; blk < nblk; blk++) {
+                const float *p = a + blk * READ_LANES;
+#pragma omp simd
+                for (int j = 0; j < READ_LANES; j++) acc[j] += p[j];
+            }
+            for (int j = 0; j < READ_LANES; j++) total += acc[j];
+        }
+        double g = (double)n * sizeof(float) / (sevo_now() - t0) / 1e9;
+        sink = total; /* the sums are used, so the loop stays */
+        if (r >= 0 && g > best) best = g;
+    }
+    (void)sink;
+    free(a);
     return best;
 }
 
@@ -119,8 +160,27 @@ static double train_flops_per_token(const vlm *m, int T) {
     return 6.0 * (params - vis) + 6.0 * vis * P / T + attn;
 }
 
+/* Bytes a decode step reads with `len` tokens in the cache: every decoder weight once
+ * (the blocks, the final norm, the head; the tied embedding table is the head), one row
+ * of an untied input embedding, and the cached keys and values of every layer. The
+ * vision tower and projector run once per image, not per token. */
+static double decode_bytes_per_token(const vlm *m, double len) {
+    const vlm_config *c = vlm_get_config(m);
+    double floats = 0;
+    for (int i = 0; i < vlm_num_tensors(m); i++) {
+        const vlm_tensor *t = vlm_tensor_at(m, i);
+        if (!strncmp(t->name, "vision_tower", 12) || !strncmp(t->name, "multi_modal", 11)) continue;
+        if (!c->tie_word_embeddings && !strcmp(t->name, "language_model.model.embed_tokens.weight"))
+            floats += c->text.hidden_size;
+        else floats += (double)t->numel;
+    }
+    const double kv_width = (double)c->text.num_kv_heads * (c->text.hidden_size / c->text.num_heads);
+    floats += 2.0 * c->text.num_layers * len * kv_width;
+    return floats * sizeof(float);
+}
+
 typedef struct bench_result {
-    double train_tps, train_gflops, prefill_tps, decode_tps;
+    double train_tps, train_gflops, prefill_tps, decode_tps, decode_bytes;
 } bench_result;
 
 /* The batch both sevo and bench_torch.py build: row b is BOS, P image tokens of image
@@ -248,6 +308,8 @@ static int run_bench(vlm *m, int B, int T, int steps, int prefill_len, int decod
     }
     r->prefill_tps = (double)prefill_len * reps / t_prefill;
     r->decode_tps = (double)decode_len * reps / t_decode;
+    /* the decoded tokens see caches of prefill_len + 1 ... prefill_len + decode_len */
+    r->decode_bytes = decode_bytes_per_token(m, prefill_len + (decode_len + 1) / 2.0);
     rc = 0;
 done:
     vlm_session_free(sess);
@@ -266,6 +328,7 @@ int cmd_bench(int argc, char **argv) {
     config_defaults(&cfg);
     const char *size = "tiny", *model_path = NULL, *write_dir = NULL, *shape = "1024x1024x1024";
     int B = 16, T = 96, steps = 10, prefill_len = 0, decode_len = 64, reps = 20, json = 0, sgemm_only = 0;
+    int memory_only = 0;
     const cli_flag flags[] = {
         {"size", FLAG_STRING, &size, NULL, "tiny (default), 256, 512 or 768: the decoder width"},
         {"model_path", FLAG_STRING, &model_path, NULL, "measure this model (config.json, model.safetensors)"},
@@ -279,12 +342,22 @@ int cmd_bench(int argc, char **argv) {
         {"json", FLAG_BOOL, &json, NULL, "print one JSON line instead of the table"},
         {"sgemm_only", FLAG_BOOL, &sgemm_only, NULL, "only measure OpenBLAS's sgemm (best of 40 products)"},
         {"sgemm_shape", FLAG_STRING, &shape, NULL, "MxNxK: --sgemm_only's product (default 1024x1024x1024)"},
+        {"memory_only", FLAG_BOOL, &memory_only, NULL, "only measure the memory read rate (best of 10 passes over 1 GiB)"},
         {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
     };
     int rc = cli_parse("bench", "Measure training, prefill and decode speed, memory, and the sgemm peak.",
                        argc, argv, flags, (int)(sizeof flags / sizeof flags[0]), &cfg);
     if (rc) return rc > 0 ? 0 : 2;
     int threads = sevo_threads_init(cfg.num_threads);
+    if (memory_only) {
+        double gbps = read_gbps(1024, 10);
+        if (gbps <= 0) return bench_fail("out of memory (the read measurement needs 1 GiB)");
+        /* the last-level cache: weights that fit in it are not read from memory */
+        long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+        if (json) printf("{\"threads\": %d, \"read_gbps\": %.2f, \"l3_bytes\": %ld}\n", threads, gbps, l3 > 0 ? l3 : 0);
+        else printf("memory read, %d threads: %.1f GB/s (L3 cache %.1f MiB)\n", threads, gbps, l3 > 0 ? l3 / 1048576.0 : 0.0);
+        return 0;
+    }
     if (sgemm_only) {
         int M, N, K, used = 0;
         if (sscanf(shape, "%dx%dx%d%n", &M, &N, &K, &used) != 3 || shape[used] || M < 1 || N < 1 || K < 1 ||
@@ -342,15 +415,16 @@ int cmd_bench(int argc, char **argv) {
         printf("{\"framework\": \"sevo\", \"model\": \"%s\", \"params\": %.0f, \"threads\": %d, "
                "\"batch_size\": %d, \"seq_len\": %d, \"prefill_len\": %d, \"decode_len\": %d, "
                "\"train_tokens_per_s\": %.2f, \"train_gflops\": %.3f, \"prefill_tokens_per_s\": %.2f, "
-               "\"decode_tokens_per_s\": %.2f, \"peak_rss_mib\": %.1f}\n",
+               "\"decode_tokens_per_s\": %.2f, \"decode_bytes_per_token\": %.0f, \"peak_rss_mib\": %.1f}\n",
                name, params, threads, B, T, prefill_len, decode_len, r.train_tps, r.train_gflops,
-               r.prefill_tps, r.decode_tps, ru.ru_maxrss / 1024.0);
+               r.prefill_tps, r.decode_tps, r.decode_bytes, ru.ru_maxrss / 1024.0);
     } else {
         printf("sevo bench: %s (%.2fM parameters), %d threads\n", name, params / 1e6, threads);
         printf("  train step (fwd+bwd+AdamW), batch %dx%d : %10.0f tokens/s  (%.1f GFLOP/s)\n", B, T,
                r.train_tps, r.train_gflops);
         printf("  prefill (%d tokens, image included)       : %10.0f tokens/s\n", prefill_len, r.prefill_tps);
-        printf("  decode (KV cache, %d tokens)              : %10.0f tokens/s\n", decode_len, r.decode_tps);
+        printf("  decode (KV cache, %d tokens)              : %10.0f tokens/s  (%.1f MB read per token)\n",
+               decode_len, r.decode_tps, r.decode_bytes / 1e6);
         printf("  peak resident memory                      : %10.1f MiB\n", ru.ru_maxrss / 1024.0);
     }
     vlm_free(m);
