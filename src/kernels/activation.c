@@ -9,6 +9,7 @@
  * tail, where the textbook forms cancel: 1 + erf(z) is written erfc(-z), and
  * 0.5 (1 + tanh u) is the identical sigmoid(2u). */
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "kernels/vexp.h"
 
 #include <math.h>
@@ -31,18 +32,16 @@ static inline float sigmoidf(float x) {
 
 void gelu_forward(float *out, const float *inp, size_t n, int tanh_approx) {
     if (tanh_approx) {
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) {
+        KERNEL_PARALLEL(n, ACT_PARALLEL_MIN, n, tid, i0, i1, _Pragma("omp simd") for (long i = i0; i < i1; i++) {
             const float x = inp[i];
             const float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
             out[i] = x * sigmoidf(2.0f * u);
-        }
+        });
     } else {
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) {
+        KERNEL_PARALLEL(n, ACT_PARALLEL_MIN, n, tid, i0, i1, _Pragma("omp simd") for (long i = i0; i < i1; i++) {
             const float x = inp[i];
             out[i] = 0.5f * x * erfcf(-x * INV_SQRT2);
-        }
+        });
     }
 }
 
@@ -50,50 +49,45 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n, i
     if (tanh_approx) {
         /* With s = sigmoid(2u): d/dx x*s = s + x * s(1-s) * 2 du/dx,
          * du/dx = sqrt(2/pi)(1 + 3*0.044715 x^2). */
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) {
+        KERNEL_PARALLEL(n, ACT_PARALLEL_MIN, n, tid, i0, i1, _Pragma("omp simd") for (long i = i0; i < i1; i++) {
             const float x = inp[i];
             const float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
             const float s = sigmoidf(2.0f * u);
             const float du = SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_COEF * x * x);
             dinp[i] += (s + 2.0f * x * s * (1.0f - s) * du) * dout[i];
-        }
+        });
     } else {
         /* d/dx x*Phi(x) = Phi(x) + x*phi(x), phi the standard normal density. */
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) {
+        KERNEL_PARALLEL(n, ACT_PARALLEL_MIN, n, tid, i0, i1, _Pragma("omp simd") for (long i = i0; i < i1; i++) {
             const float x = inp[i];
             const float cdf = 0.5f * erfcf(-x * INV_SQRT2);
             const float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
             dinp[i] += (cdf + x * pdf) * dout[i];
-        }
+        });
     }
 }
 
 void silu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
+    KERNEL_PARALLEL(n, ACT_PARALLEL_MIN, n, tid, i0, i1, _Pragma("omp simd") for (long i = i0; i < i1; i++) {
         const float x = inp[i];
         out[i] = x * sigmoidf(x);
-    }
+    });
 }
 
 void silu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     /* silu'(x) = s * (1 + x*(1 - s)) with s = sigmoid(x), as in swiglu_backward */
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
+    KERNEL_PARALLEL(n, ACT_PARALLEL_MIN, n, tid, i0, i1, _Pragma("omp simd") for (long i = i0; i < i1; i++) {
         const float x = inp[i];
         const float s = sigmoidf(x);
         dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
-    }
+    });
 }
 
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
+    KERNEL_PARALLEL(n, ACT_PARALLEL_MIN, n, tid, i0, i1, _Pragma("omp simd") for (long i = i0; i < i1; i++) {
         const float g = gate[i];
         out[i] = g * sigmoidf(g) * up[i];
-    }
+    });
 }
 
 /* The two SwiGLU backwards differ only in = versus +=; accumulate is a constant at
@@ -101,14 +95,13 @@ void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
 static inline void swiglu_backward_impl(float *dgate, float *dup, const float *dout, const float *gate,
                                         const float *up, size_t n, int accumulate) {
     /* silu(g) = g*s with s = sigmoid(g); silu'(g) = s * (1 + g*(1 - s)). */
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
+    KERNEL_PARALLEL(n, ACT_PARALLEL_MIN, n, tid, i0, i1, _Pragma("omp simd") for (long i = i0; i < i1; i++) {
         const float g = gate[i];
         const float s = sigmoidf(g);
         const float dg = dout[i] * up[i] * s * (1.0f + g * (1.0f - s)), du = dout[i] * g * s;
         if (dgate) dgate[i] = accumulate ? dgate[i] + dg : dg;
         if (dup) dup[i] = accumulate ? dup[i] + du : du;
-    }
+    });
 }
 
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,

@@ -11,6 +11,7 @@
  * parameters, read and wrote another 1 GB per step). g * s is rounded to float exactly
  * as the separate pass stored it, so the result is the same to the bit. */
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 
 #include <math.h>
 
@@ -22,8 +23,7 @@ void adamw_update(float *param, const float *grad, float grad_scale, float *m, f
     const float bc1 = (float)(1.0 - pow((double)beta1, (double)t));
     const float bc2 = (float)(1.0 - pow((double)beta2, (double)t));
     const float decay = 1.0f - lr * weight_decay;
-#pragma omp parallel for schedule(static) if (n >= ADAMW_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
+    KERNEL_PARALLEL(n, ADAMW_PARALLEL_MIN, n, tid, i0, i1, for (long i = i0; i < i1; i++) {
         const float g = grad[i] * grad_scale;
         const float mi = beta1 * m[i] + (1.0f - beta1) * g;
         const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
@@ -32,5 +32,5 @@ void adamw_update(float *param, const float *grad, float grad_scale, float *m, f
         const float mhat = mi / bc1;
         const float vhat = vi / bc2;
         param[i] = param[i] * decay - lr * mhat / (sqrtf(vhat) + eps);
-    }
+    });
 }

@@ -37,6 +37,7 @@
  * range sees j; with any other s a row of the range may not, and then its att entry is
  * exactly 0, so it adds exactly nothing. */
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "kernels/rows.h"
 #include "kernels/vexp.h"
 
@@ -219,52 +220,50 @@ void attention_forward(float *out, float *att, const float *q, const float *k,
     const long work = (long)B * H * T * T * hd;
     /* Parallel over (sequence, kv head), so that the heads of a group share each
      * transposed chunk of keys. */
-#pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
-    for (int b = 0; b < B; b++) {
-        for (int kvh = 0; kvh < KVH; kvh++) {
-            _Alignas(64) float kt[ATT_KT_FLOATS];
-            const float *kb = k + (size_t)b * T * KC + (size_t)kvh * hd;
-            const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
-            const int *sb = seg ? seg + (size_t)b * T : NULL;
-            /* the scores, chunk by chunk of keys; causal rows before a chunk see none of it */
-            for (int c0 = 0; ck && c0 < T; c0 += ck) {
-                const int c1 = c0 + ck < T ? c0 + ck : T, i0 = causal ? c0 : 0;
-                transpose_keys(kt, ck, kb + (size_t)c0 * KC, (size_t)KC, c1 - c0, hd);
-                for (int h = kvh * group; h < (kvh + 1) * group; h++)
-                    score_rows(att + (((size_t)b * H + h) * T + i0) * T, (size_t)T,
-                               q + ((size_t)b * T + i0) * C + (size_t)h * hd, (size_t)C, i0, T - i0,
-                               sb, causal, T, c0, c1, kt, ck, hd, scale);
+    KERNEL_PARALLEL(work, ATT_PARALLEL_MIN, (long)B * KVH, tid, w0, w1, for (long w = w0; w < w1; w++) {
+        const int b = (int)(w / KVH), kvh = (int)(w % KVH);
+        _Alignas(64) float kt[ATT_KT_FLOATS];
+        const float *kb = k + (size_t)b * T * KC + (size_t)kvh * hd;
+        const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
+        const int *sb = seg ? seg + (size_t)b * T : NULL;
+        /* the scores, chunk by chunk of keys; causal rows before a chunk see none of it */
+        for (int c0 = 0; ck && c0 < T; c0 += ck) {
+            const int c1 = c0 + ck < T ? c0 + ck : T, i0 = causal ? c0 : 0;
+            transpose_keys(kt, ck, kb + (size_t)c0 * KC, (size_t)KC, c1 - c0, hd);
+            for (int h = kvh * group; h < (kvh + 1) * group; h++)
+                score_rows(att + (((size_t)b * H + h) * T + i0) * T, (size_t)T,
+                           q + ((size_t)b * T + i0) * C + (size_t)h * hd, (size_t)C, i0, T - i0,
+                           sb, causal, T, c0, c1, kt, ck, hd, scale);
+        }
+        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+            float *ah = att + ((size_t)b * H + h) * T * T;
+            const size_t o_base = (size_t)b * T * C + (size_t)h * hd;
+            for (int i = 0; i < T; i++) {
+                float *probs = ah + (size_t)i * T;
+                const int j0 = sb ? sb[i] : 0, j1 = causal ? i + 1 : T;
+                assert(j0 >= 0 && j0 <= i);
+                if (!ck)
+                    dot_rows(probs + j0, q + o_base + (size_t)i * C, kb + (size_t)j0 * KC,
+                             (size_t)KC, j1 - j0, hd, scale);
+                for (int j = 0; j < j0; j++) probs[j] = 0.0f;
+                softmax_row(probs + j0, j1 - j0);
+                for (int j = j1; j < T; j++) probs[j] = 0.0f;
             }
-            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                float *ah = att + ((size_t)b * H + h) * T * T;
-                const size_t o_base = (size_t)b * T * C + (size_t)h * hd;
-                for (int i = 0; i < T; i++) {
-                    float *probs = ah + (size_t)i * T;
-                    const int j0 = sb ? sb[i] : 0, j1 = causal ? i + 1 : T;
-                    assert(j0 >= 0 && j0 <= i);
-                    if (!ck)
-                        dot_rows(probs + j0, q + o_base + (size_t)i * C, kb + (size_t)j0 * KC,
-                                 (size_t)KC, j1 - j0, hd, scale);
-                    for (int j = 0; j < j0; j++) probs[j] = 0.0f;
-                    softmax_row(probs + j0, j1 - j0);
-                    for (int j = j1; j < T; j++) probs[j] = 0.0f;
+            /* out = P v, ATT_ROWS rows at a time over the keys any of them sees (the
+             * others' probabilities there are exactly 0) */
+            for (int i = 0, nr; i < T; i += nr) {
+                nr = same_segment_run(sb, i, T);
+                int lo = T, hi = 0, js, je;
+                for (int r = i; r < i + nr; r++) {
+                    row_keys(&js, &je, r, sb, causal, T, 0, T);
+                    lo = js < lo ? js : lo, hi = je > hi ? je : hi;
+                    for (int d = 0; d < hd; d++) out[o_base + (size_t)r * C + d] = 0.0f;
                 }
-                /* out = P v, ATT_ROWS rows at a time over the keys any of them sees (the
-                 * others' probabilities there are exactly 0) */
-                for (int i = 0, nr; i < T; i += nr) {
-                    nr = same_segment_run(sb, i, T);
-                    int lo = T, hi = 0, js, je;
-                    for (int r = i; r < i + nr; r++) {
-                        row_keys(&js, &je, r, sb, causal, T, 0, T);
-                        lo = js < lo ? js : lo, hi = je > hi ? je : hi;
-                        for (int d = 0; d < hd; d++) out[o_base + (size_t)r * C + d] = 0.0f;
-                    }
-                    rows_matmul(out + o_base + (size_t)i * C, (size_t)C, nr, ah + (size_t)i * T + lo,
-                                (size_t)T, vb + (size_t)lo * KC, (size_t)KC, hi - lo, hd);
-                }
+                rows_matmul(out + o_base + (size_t)i * C, (size_t)C, nr, ah + (size_t)i * T + lo,
+                            (size_t)T, vb + (size_t)lo * KC, (size_t)KC, hi - lo, hd);
             }
         }
-    }
+    });
 }
 
 size_t attention_backward_scratch_floats(int T) {
@@ -287,103 +286,101 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout,
      *   dq_i += sum_j ds_ij k_j,  dk_j += sum_i ds_ij q_i,  dv_j += sum_i p_ij dout_i
      * Each dp_ij is computed once: the row pass keeps the block's ds rows in this
      * thread's slice of scratch, and the key pass reads them back. */
-#pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
-    for (int b = 0; b < B; b++) {
-        for (int kvh = 0; kvh < KVH; kvh++) {
-            _Alignas(64) float vt[ATT_KT_FLOATS];
-            const float *kb = k + (size_t)b * T * KC + (size_t)kvh * hd;
-            const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
-            float *dkb = dk ? dk + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
-            float *dvb = dv ? dv + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
-            const int *sb = seg ? seg + (size_t)b * T : NULL;
-            float *dsb = scratch + (size_t)omp_get_thread_num() * ATT_BLOCK * T; /* [ATT_BLOCK][T] */
-            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                const float *ab = att + ((size_t)b * H + h) * T * T;
-                const size_t q_base = (size_t)b * T * C + (size_t)h * hd;
-                /* Query rows in blocks of ATT_BLOCK: first the row-wise quantities (ds_i.,
-                 * dq_i), then the key-wise ones (dk_j, dv_j) for the same rows. */
-                for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-                    const int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                    float ds[ATT_ROWS][ATT_BLOCK], pcol[ATT_ROWS][ATT_BLOCK];
-                    /* Keys before the smallest segment start of the block are seen by
-                     * none of its rows, and (causal) none after its last row. */
-                    int j_begin = 0;
-                    if (sb) {
-                        j_begin = i1;
-                        for (int i = i0; i < i1; i++) j_begin = sb[i] < j_begin ? sb[i] : j_begin;
-                    }
-                    const int j_end = causal ? i1 : T;
+    KERNEL_PARALLEL(work, ATT_PARALLEL_MIN, (long)B * KVH, tid, w0, w1, for (long w = w0; w < w1; w++) {
+        const int b = (int)(w / KVH), kvh = (int)(w % KVH);
+        _Alignas(64) float vt[ATT_KT_FLOATS];
+        const float *kb = k + (size_t)b * T * KC + (size_t)kvh * hd;
+        const float *vb = v + (size_t)b * T * KC + (size_t)kvh * hd;
+        float *dkb = dk ? dk + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
+        float *dvb = dv ? dv + (size_t)b * T * KC + (size_t)kvh * hd : NULL;
+        const int *sb = seg ? seg + (size_t)b * T : NULL;
+        float *dsb = scratch + (size_t)tid * ATT_BLOCK * T; /* [ATT_BLOCK][T] */
+        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+            const float *ab = att + ((size_t)b * H + h) * T * T;
+            const size_t q_base = (size_t)b * T * C + (size_t)h * hd;
+            /* Query rows in blocks of ATT_BLOCK: first the row-wise quantities (ds_i.,
+             * dq_i), then the key-wise ones (dk_j, dv_j) for the same rows. */
+            for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
+                const int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
+                float ds[ATT_ROWS][ATT_BLOCK], pcol[ATT_ROWS][ATT_BLOCK];
+                /* Keys before the smallest segment start of the block are seen by
+                 * none of its rows, and (causal) none after its last row. */
+                int j_begin = 0;
+                if (sb) {
+                    j_begin = i1;
+                    for (int i = i0; i < i1; i++) j_begin = sb[i] < j_begin ? sb[i] : j_begin;
+                }
+                const int j_end = causal ? i1 : T;
 
-                    if (dq || dk) {
-                        /* dp_ij into the block's rows of scratch, chunk by chunk of values */
-                        for (int c0 = j_begin; ck && c0 < j_end; c0 += ck) {
-                            const int c1 = c0 + ck < j_end ? c0 + ck : j_end;
-                            transpose_keys(vt, ck, vb + (size_t)c0 * KC, (size_t)KC, c1 - c0, hd);
-                            score_rows(dsb, (size_t)T, dout + q_base + (size_t)i0 * C, (size_t)C, i0, i1 - i0,
-                                       sb, causal, T, c0, c1, vt, ck, hd, 1.0f);
-                        }
-                        for (int i = i0; i < i1; i++) {
-                            const float *probs = ab + (size_t)i * T;
-                            const int js = sb ? sb[i] : 0, je = causal ? i + 1 : T;
-                            float *dsr = dsb + (size_t)(i - i0) * T;
-                            if (!ck)
-                                dot_rows(dsr + js, dout + q_base + (size_t)i * C, vb + (size_t)js * KC,
-                                         (size_t)KC, je - js, hd, 1.0f);
-                            float Di = 0.0f;
-                            for (int j = js; j < je; j++) Di += probs[j] * dsr[j];
-                            for (int j = js; j < je; j++) dsr[j] = scale * probs[j] * (dsr[j] - Di);
-                        }
-                        /* dq = ds k, ATT_ROWS rows at a time over the keys any of them
-                         * sees, with zeros where a row does not see a key */
-                        for (int i = i0, nr; dq && i < i1; i += nr) {
-                            nr = same_segment_run(sb, i, i1);
-                            int lo = T, hi = 0, js, je;
-                            for (int r = i; r < i + nr; r++) {
-                                row_keys(&js, &je, r, sb, causal, T, 0, T);
-                                lo = js < lo ? js : lo, hi = je > hi ? je : hi;
-                            }
-                            for (int r = i; r < i + nr; r++) {
-                                row_keys(&js, &je, r, sb, causal, T, 0, T);
-                                float *dsr = dsb + (size_t)(r - i0) * T;
-                                for (int j = lo; j < js; j++) dsr[j] = 0.0f;
-                                for (int j = je; j < hi; j++) dsr[j] = 0.0f;
-                            }
-                            rows_matmul(dq + q_base + (size_t)i * C, (size_t)C, nr, dsb + (size_t)(i - i0) * T + lo,
-                                        (size_t)T, kb + (size_t)lo * KC, (size_t)KC, hi - lo, hd);
-                        }
+                if (dq || dk) {
+                    /* dp_ij into the block's rows of scratch, chunk by chunk of values */
+                    for (int c0 = j_begin; ck && c0 < j_end; c0 += ck) {
+                        const int c1 = c0 + ck < j_end ? c0 + ck : j_end;
+                        transpose_keys(vt, ck, vb + (size_t)c0 * KC, (size_t)KC, c1 - c0, hd);
+                        score_rows(dsb, (size_t)T, dout + q_base + (size_t)i0 * C, (size_t)C, i0, i1 - i0,
+                                   sb, causal, T, c0, c1, vt, ck, hd, 1.0f);
                     }
+                    for (int i = i0; i < i1; i++) {
+                        const float *probs = ab + (size_t)i * T;
+                        const int js = sb ? sb[i] : 0, je = causal ? i + 1 : T;
+                        float *dsr = dsb + (size_t)(i - i0) * T;
+                        if (!ck)
+                            dot_rows(dsr + js, dout + q_base + (size_t)i * C, vb + (size_t)js * KC,
+                                     (size_t)KC, je - js, hd, 1.0f);
+                        float Di = 0.0f;
+                        for (int j = js; j < je; j++) Di += probs[j] * dsr[j];
+                        for (int j = js; j < je; j++) dsr[j] = scale * probs[j] * (dsr[j] - Di);
+                    }
+                    /* dq = ds k, ATT_ROWS rows at a time over the keys any of them
+                     * sees, with zeros where a row does not see a key */
+                    for (int i = i0, nr; dq && i < i1; i += nr) {
+                        nr = same_segment_run(sb, i, i1);
+                        int lo = T, hi = 0, js, je;
+                        for (int r = i; r < i + nr; r++) {
+                            row_keys(&js, &je, r, sb, causal, T, 0, T);
+                            lo = js < lo ? js : lo, hi = je > hi ? je : hi;
+                        }
+                        for (int r = i; r < i + nr; r++) {
+                            row_keys(&js, &je, r, sb, causal, T, 0, T);
+                            float *dsr = dsb + (size_t)(r - i0) * T;
+                            for (int j = lo; j < js; j++) dsr[j] = 0.0f;
+                            for (int j = je; j < hi; j++) dsr[j] = 0.0f;
+                        }
+                        rows_matmul(dq + q_base + (size_t)i * C, (size_t)C, nr, dsb + (size_t)(i - i0) * T + lo,
+                                    (size_t)T, kb + (size_t)lo * KC, (size_t)KC, hi - lo, hd);
+                    }
+                }
 
-                    if (!dk && !dv) continue;
-                    /* Key j receives from the rows of this block that can see it: rows
-                     * r0 .. r1-1 (see the top of the file for packed rows). ATT_ROWS keys
-                     * at a time, over the union of their rows: a row that does not see a
-                     * key has p_ij = 0 exactly there, and takes ds_ij = 0 (its ds slot may
-                     * hold another row's value). */
-                    for (int j = j_begin, nk; j < j_end; j += nk) {
-                        nk = same_segment_run(sb, j, j_end);
-                        const int r0 = causal && j > i0 ? j : i0;
-                        int r1 = i1;
-                        if (sb)
-                            while (r1 > r0 && sb[r1 - 1] > j + nk - 1) r1--;
-                        const int nr = r1 - r0;
-                        if (nr <= 0) continue;
-                        for (int kk = 0; kk < nk; kk++)
-                            for (int i = r0; i < r1; i++) {
-                                const float p = ab[(size_t)i * T + j + kk];
-                                pcol[kk][i - r0] = p;
-                                ds[kk][i - r0] = p != 0.0f ? dsb[(size_t)(i - i0) * T + j + kk] : 0.0f;
-                            }
-                        if (dkb)
-                            rows_matmul(dkb + (size_t)j * KC, (size_t)KC, nk, ds[0], ATT_BLOCK,
-                                        q + q_base + (size_t)r0 * C, (size_t)C, nr, hd);
-                        if (dvb)
-                            rows_matmul(dvb + (size_t)j * KC, (size_t)KC, nk, pcol[0], ATT_BLOCK,
-                                        dout + q_base + (size_t)r0 * C, (size_t)C, nr, hd);
-                    }
+                if (!dk && !dv) continue;
+                /* Key j receives from the rows of this block that can see it: rows
+                 * r0 .. r1-1 (see the top of the file for packed rows). ATT_ROWS keys
+                 * at a time, over the union of their rows: a row that does not see a
+                 * key has p_ij = 0 exactly there, and takes ds_ij = 0 (its ds slot may
+                 * hold another row's value). */
+                for (int j = j_begin, nk; j < j_end; j += nk) {
+                    nk = same_segment_run(sb, j, j_end);
+                    const int r0 = causal && j > i0 ? j : i0;
+                    int r1 = i1;
+                    if (sb)
+                        while (r1 > r0 && sb[r1 - 1] > j + nk - 1) r1--;
+                    const int nr = r1 - r0;
+                    if (nr <= 0) continue;
+                    for (int kk = 0; kk < nk; kk++)
+                        for (int i = r0; i < r1; i++) {
+                            const float p = ab[(size_t)i * T + j + kk];
+                            pcol[kk][i - r0] = p;
+                            ds[kk][i - r0] = p != 0.0f ? dsb[(size_t)(i - i0) * T + j + kk] : 0.0f;
+                        }
+                    if (dkb)
+                        rows_matmul(dkb + (size_t)j * KC, (size_t)KC, nk, ds[0], ATT_BLOCK,
+                                    q + q_base + (size_t)r0 * C, (size_t)C, nr, hd);
+                    if (dvb)
+                        rows_matmul(dvb + (size_t)j * KC, (size_t)KC, nk, pcol[0], ATT_BLOCK,
+                                    dout + q_base + (size_t)r0 * C, (size_t)C, nr, hd);
                 }
             }
         }
-    }
+    });
 }
 
 void attention_cached_forward(float *out, const float *q, const float *kc, const float *vc,
@@ -392,20 +389,18 @@ void attention_cached_forward(float *out, const float *q, const float *kc, const
     const float scale = 1.0f / sqrtf((float)hd);
     const long work = (long)Tq * H * Tk * hd;
     /* Every (query row, head) pair is independent; each thread scores into its own Tk
-     * slice of scratch, picked by its thread number. (So this must not be called from
-     * several threads of an enclosing parallel region at once: each would be thread 0
-     * of its own inner team and they would share slice 0.) */
-#pragma omp parallel for collapse(2) schedule(static) if (work >= ATT_PARALLEL_MIN)
-    for (int i = 0; i < Tq; i++) {
-        for (int h = 0; h < H; h++) {
-            float *probs = scratch + (size_t)omp_get_thread_num() * Tk;
-            const size_t q_off = (size_t)i * C + (size_t)h * hd;
-            const size_t kv_off = (size_t)(h / group) * hd;
-            const int n_keys = Tk - Tq + i + 1;
-            dot_rows(probs, q + q_off, kc + kv_off, (size_t)KC, n_keys, hd, scale);
-            softmax_row(probs, n_keys);
-            for (int d = 0; d < hd; d++) out[q_off + d] = 0.0f;
-            rows_matmul(out + q_off, (size_t)C, 1, probs, 0, vc + kv_off, (size_t)KC, n_keys, hd);
-        }
-    }
+     * slice of scratch, picked by its thread number. (Inside an enclosing parallel
+     * region it runs on the calling thread alone, in slice 0: threads that call it at
+     * once, as generation's policies do, each pass their own scratch.) */
+    KERNEL_PARALLEL(work, ATT_PARALLEL_MIN, (long)Tq * H, tid, w0, w1, for (long w = w0; w < w1; w++) {
+        const int i = (int)(w / H), h = (int)(w % H);
+        float *probs = scratch + (size_t)tid * Tk;
+        const size_t q_off = (size_t)i * C + (size_t)h * hd;
+        const size_t kv_off = (size_t)(h / group) * hd;
+        const int n_keys = Tk - Tq + i + 1;
+        dot_rows(probs, q + q_off, kc + kv_off, (size_t)KC, n_keys, hd, scale);
+        softmax_row(probs, n_keys);
+        for (int d = 0; d < hd; d++) out[q_off + d] = 0.0f;
+        rows_matmul(out + q_off, (size_t)C, 1, probs, 0, vc + kv_off, (size_t)KC, n_keys, hd);
+    });
 }

@@ -6,6 +6,7 @@
  * order: no two threads touch the same element and the addition order is fixed, so the
  * result is bitwise deterministic. */
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 
 #include <assert.h>
 #include <string.h>
@@ -16,18 +17,16 @@
 #define EMB_BAND 64
 
 void embedding_forward(float *out, const int *ids, const float *wte, int N, int C) {
-#pragma omp parallel for schedule(static) if ((long)N * C >= EMB_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
+    KERNEL_PARALLEL((long)N * C, EMB_PARALLEL_MIN, N, tid, n0, n1, for (long n = n0; n < n1; n++) {
         assert(ids[n] >= 0);
         memcpy(out + (size_t)n * C, wte + (size_t)ids[n] * C, (size_t)C * sizeof(float));
-    }
+    });
 }
 
 void embedding_backward(float *dwte, const float *dout, const int *ids, int N, int C) {
     if (!dwte) return;
     const int nbands = (C + EMB_BAND - 1) / EMB_BAND;
-#pragma omp parallel for schedule(static) if ((long)N * C >= EMB_PARALLEL_MIN && nbands > 1)
-    for (int bi = 0; bi < nbands; bi++) {
+    KERNEL_PARALLEL(nbands > 1 ? (long)N * C : 0, EMB_PARALLEL_MIN, nbands, tid, b0, b1, for (long bi = b0; bi < b1; bi++) {
         const int c0 = bi * EMB_BAND;
         const int c1 = c0 + EMB_BAND < C ? c0 + EMB_BAND : C;
         for (int n = 0; n < N; n++) {
@@ -35,5 +34,5 @@ void embedding_backward(float *dwte, const float *dout, const int *ids, int N, i
             const float *src = dout + (size_t)n * C;
             for (int c = c0; c < c1; c++) dst[c] += src[c];
         }
-    }
+    });
 }

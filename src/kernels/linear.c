@@ -17,6 +17,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "kernels/parallel.h"
 #include "kernels/rows.h"
 
 /* Below this many elements a parallel region costs more than it saves. */
@@ -87,9 +88,8 @@ static void sgemm_row_bands(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N
 static void linear_forward_few(float *out, const float *inp, const float *w, const float *b,
                                int N, int IC, int OC) {
     const int nbands = (OC + LINEAR_BAND - 1) / LINEAR_BAND;
-#pragma omp parallel for schedule(static) if ((long)OC * IC >= LINEAR_PARALLEL_MIN)
-    for (int bi = 0; bi < nbands; bi++) {
-        const int o0 = bi * LINEAR_BAND;
+    KERNEL_PARALLEL((long)OC * IC, LINEAR_PARALLEL_MIN, nbands, tid, b0, b1, for (long bi = b0; bi < b1; bi++) {
+        const int o0 = (int)bi * LINEAR_BAND;
         const int no = o0 + LINEAR_BAND < OC ? LINEAR_BAND : OC - o0;
         for (int n = 0; n < N; n++) {
             float *orow = out + (size_t)n * OC + o0;
@@ -98,7 +98,7 @@ static void linear_forward_few(float *out, const float *inp, const float *w, con
             if (b)
                 for (int o = 0; o < no; o++) orow[o] += b[o0 + o];
         }
-    }
+    });
 }
 
 void linear_forward(float *out, const float *inp, const float *w, const float *b,
@@ -120,8 +120,8 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
     if (b) {
         /* Pre-fill every row with the bias and let sgemm add the product on top
          * (beta = 1): one pass over out instead of two. */
-#pragma omp parallel for schedule(static) if ((long)N * OC >= LINEAR_PARALLEL_MIN)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+        KERNEL_PARALLEL((long)N * OC, LINEAR_PARALLEL_MIN, N, tid, n0, n1,
+                        for (long n = n0; n < n1; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float)));
         beta = 1.0f;
     }
     sgemm_row_bands(CblasNoTrans, CblasTrans, N, OC, IC, inp, IC, w, IC, beta, out, OC);
@@ -144,9 +144,8 @@ static void linear_backward_impl(float *dinp, float dinp_beta, float *dw, float 
          * all rows, so the result is deterministic and every row read is contiguous. */
         const int band = 64;
         const int nbands = (OC + band - 1) / band;
-#pragma omp parallel for schedule(static) if ((long)N * OC >= LINEAR_PARALLEL_MIN && nbands > 1)
-        for (int bi = 0; bi < nbands; bi++) {
-            const int o0 = bi * band;
+        KERNEL_PARALLEL(nbands > 1 ? (long)N * OC : 0, LINEAR_PARALLEL_MIN, nbands, tid, b0, b1, for (long bi = b0; bi < b1; bi++) {
+            const int o0 = (int)bi * band;
             const int o1 = o0 + band < OC ? o0 + band : OC;
             float acc[64];
             for (int o = o0; o < o1; o++) acc[o - o0] = 0.0f;
@@ -155,7 +154,7 @@ static void linear_backward_impl(float *dinp, float dinp_beta, float *dw, float 
                 for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
             }
             for (int o = o0; o < o1; o++) db[o] += acc[o - o0];
-        }
+        });
     }
 }
 

@@ -6,6 +6,7 @@
  * which keeps precision for very unlikely targets. probs may alias logits: each element
  * is read before the same element is overwritten, and the target logit is saved first. */
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "kernels/vexp.h"
 
 #include <math.h>
@@ -15,8 +16,7 @@
 
 void token_logprob_forward(float *logp, float *probs, const float *logits,
                            const int *targets, int N, int V) {
-#pragma omp parallel for schedule(static) if ((long)N * V >= LOGPROB_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
+    KERNEL_PARALLEL((long)N * V, LOGPROB_PARALLEL_MIN, N, tid, n0, n1, for (long n = n0; n < n1; n++) {
         const int t = targets[n];
         if (t < 0) {
             logp[n] = 0.0f;
@@ -26,10 +26,10 @@ void token_logprob_forward(float *logp, float *probs, const float *logits,
         float *p = probs + (size_t)n * V;
         const float x_target = x[t];
         float maxv = x[0];
-#pragma omp simd reduction(max : maxv)
+        _Pragma("omp simd reduction(max : maxv)")
         for (int j = 1; j < V; j++) maxv = x[j] > maxv ? x[j] : maxv;
         double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
+        _Pragma("omp simd reduction(+ : sum)")
         for (int j = 0; j < V; j++) {
             const float e = vexpf(x[j] - maxv);
             p[j] = e; /* x[j] is dead after this line, so aliasing is safe */
@@ -38,13 +38,12 @@ void token_logprob_forward(float *logp, float *probs, const float *logits,
         const float inv_sum = (float)(1.0 / sum);
         for (int j = 0; j < V; j++) p[j] *= inv_sum;
         logp[n] = (float)((double)x_target - maxv - log(sum));
-    }
+    });
 }
 
 void token_logprob_backward(float *dlogits, const float *probs, const int *targets,
                             const float *dlogp, int N, int V) {
-#pragma omp parallel for schedule(static) if ((long)N * V >= LOGPROB_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
+    KERNEL_PARALLEL((long)N * V, LOGPROB_PARALLEL_MIN, N, tid, n0, n1, for (long n = n0; n < n1; n++) {
         const int t = targets[n];
         if (t < 0) continue;
         const float g = dlogp[n];
@@ -52,5 +51,5 @@ void token_logprob_backward(float *dlogits, const float *probs, const int *targe
         float *dx = dlogits + (size_t)n * V;
         for (int j = 0; j < V; j++) dx[j] -= g * p[j];
         dx[t] += g;
-    }
+    });
 }

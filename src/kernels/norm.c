@@ -7,6 +7,7 @@
  * over rows, are parallel over column bands instead so that no two threads ever add
  * into the same element (deterministic, no atomics). */
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 
 #include <math.h>
 
@@ -20,8 +21,7 @@
 static void norm_param_grads(float *dw, float *db, const float *dout, const float *inp,
                              const float *mean, const float *rstd, int N, int C) {
     const int nbands = (C + NORM_BAND - 1) / NORM_BAND;
-#pragma omp parallel for schedule(static) if ((long)N * C >= NORM_PARALLEL_MIN && nbands > 1)
-    for (int bi = 0; bi < nbands; bi++) {
+    KERNEL_PARALLEL(nbands > 1 ? (long)N * C : 0, NORM_PARALLEL_MIN, nbands, tid, b0, b1, for (long bi = b0; bi < b1; bi++) {
         const int c0 = bi * NORM_BAND;
         const int c1 = c0 + NORM_BAND < C ? c0 + NORM_BAND : C;
         float acc_w[NORM_BAND], acc_b[NORM_BAND];
@@ -40,21 +40,20 @@ static void norm_param_grads(float *dw, float *db, const float *dout, const floa
             if (dw) dw[c] += acc_w[c - c0];
             if (db) db[c] += acc_b[c - c0];
         }
-    }
+    });
 }
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *w, const float *b, int N, int C, float eps) {
-#pragma omp parallel for schedule(static) if ((long)N * C >= NORM_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
+    KERNEL_PARALLEL((long)N * C, NORM_PARALLEL_MIN, N, tid, n0, n1, for (long n = n0; n < n1; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
         double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
+        _Pragma("omp simd reduction(+ : sum)")
         for (int c = 0; c < C; c++) sum += x[c];
         const double mu = sum / C;
         double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
+        _Pragma("omp simd reduction(+ : sq)")
         for (int c = 0; c < C; c++) {
             const double d = x[c] - mu;
             sq += d * d;
@@ -67,7 +66,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
         }
         if (mean) mean[n] = muf;
         if (rstd) rstd[n] = rs;
-    }
+    });
 }
 
 /* The input gradient shared by both norms. With xhat = (x - mean) * rstd and
@@ -75,14 +74,13 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
  * centre: mean is NULL, taken as 0, and the mean(g) term drops out. */
 static void norm_input_grad(float *dinp, const float *dout, const float *inp, const float *w,
                             const float *mean, const float *rstd, int N, int C) {
-#pragma omp parallel for schedule(static) if ((long)N * C >= NORM_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
+    KERNEL_PARALLEL((long)N * C, NORM_PARALLEL_MIN, N, tid, n0, n1, for (long n = n0; n < n1; n++) {
         const float *x = inp + (size_t)n * C;
         const float *dy = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
         const float mu = mean ? mean[n] : 0.0f, rs = rstd[n];
         double sum_g = 0.0, sum_gx = 0.0;
-#pragma omp simd reduction(+ : sum_g, sum_gx)
+        _Pragma("omp simd reduction(+ : sum_g, sum_gx)")
         for (int c = 0; c < C; c++) {
             const float g = dy[c] * w[c];
             sum_g += g;
@@ -93,7 +91,7 @@ static void norm_input_grad(float *dinp, const float *dout, const float *inp, co
             const float xhat = (x[c] - mu) * rs;
             dx[c] += rs * (dy[c] * w[c] - mean_g - xhat * mean_gx);
         }
-    }
+    });
 }
 
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
@@ -105,17 +103,16 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,
                      int N, int C, float eps) {
-#pragma omp parallel for schedule(static) if ((long)N * C >= NORM_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
+    KERNEL_PARALLEL((long)N * C, NORM_PARALLEL_MIN, N, tid, n0, n1, for (long n = n0; n < n1; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
         double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
+        _Pragma("omp simd reduction(+ : sq)")
         for (int c = 0; c < C; c++) sq += (double)x[c] * x[c];
         const float rs = (float)(1.0 / sqrt(sq / C + (double)eps));
         for (int c = 0; c < C; c++) y[c] = x[c] * rs * w[c];
         if (rstd) rstd[n] = rs;
-    }
+    });
 }
 
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,

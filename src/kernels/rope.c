@@ -8,6 +8,7 @@
  * orthogonal, so the backward is the same rotation by the opposite angle. Both work in
  * place: the pair is read into registers before either element is written. */
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 
 #include <math.h>
 
@@ -31,8 +32,7 @@ static void rope_rotate(float *x, const float *cos_tab, const float *sin_tab, co
                         int N, int H, int hd, float sign) {
     const int half = hd / 2;
     const int C = H * hd;
-#pragma omp parallel for schedule(static) if ((long)N * C >= ROPE_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
+    KERNEL_PARALLEL((long)N * C, ROPE_PARALLEL_MIN, N, tid, n0, n1, for (long n = n0; n < n1; n++) {
         const float *cs = cos_tab + (size_t)pos[n] * half;
         const float *sn = sin_tab + (size_t)pos[n] * half;
         for (int h = 0; h < H; h++) {
@@ -45,7 +45,7 @@ static void rope_rotate(float *x, const float *cos_tab, const float *sin_tab, co
                 x2[i] = b * c + a * s;
             }
         }
-    }
+    });
 }
 
 void rope_forward(float *x, const float *cos_tab, const float *sin_tab, const int *pos,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "model/vlm_internal.h"
 
 static int maxi(int a, int b) { return a > b ? a : b; }
@@ -57,17 +58,15 @@ void vision_acts_free(vision_acts *va, const vlm *m) {
  * embedding is a Linear with the Conv2d weight [Dv, C, p, p] read as [Dv, C*p*p]. */
 static void extract_patches(float *out, const float *images, int n, int C, int S, int p) {
     int G = S / p, P = G * G, pd = C * p * p;
-#pragma omp parallel for collapse(2) if (n * P > 64)
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < P; k++) {
-            int py = k / G, px = k % G;
-            float *row = out + ((size_t)i * P + k) * pd;
-            const float *img = images + (size_t)i * C * S * S;
-            for (int c = 0; c < C; c++)
-                for (int y = 0; y < p; y++)
-                    memcpy(row + (c * p + y) * p, img + ((size_t)c * S + py * p + y) * S + px * p,
-                           (size_t)p * sizeof(float));
-        }
+    KERNEL_PARALLEL((long)n * P, 65, (long)n * P, tid, r0, r1, for (long r = r0; r < r1; r++) {
+        const int i = (int)(r / P), k = (int)(r % P), py = k / G, px = k % G;
+        float *row = out + (size_t)r * pd;
+        const float *img = images + (size_t)i * C * S * S;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < p; y++)
+                memcpy(row + (c * p + y) * p, img + ((size_t)c * S + py * p + y) * S + px * p,
+                       (size_t)p * sizeof(float));
+    });
 }
 
 static const float *vision_last(const vlm *m, const vision_acts *va) {
