@@ -77,13 +77,15 @@ def main():
                          f"prefill {med(s, 'prefill_tokens_per_s') / med(one, 'prefill_tokens_per_s'):.2f}x, "
                          f"decode {med(s, 'decode_tokens_per_s') / med(one, 'decode_tokens_per_s'):.2f}x")
             extra.append(note)
-            if read and s[0].get("decode_bytes_per_token", 0) > l3:
+            if read and not l3:
+                extra.append(f"{size}: the L3 cache size is unknown here, so whether decode is bound by memory is not said")
+            elif read and s[0].get("decode_bytes_per_token", 0) > l3:
                 # the weights do not fit in the last-level cache: every token reads them from memory
                 mb = s[0]["decode_bytes_per_token"] / 1e6
                 bound = read * 1e3 / mb
                 ds, dt = med(s, "decode_tokens_per_s"), med(t, "decode_tokens_per_s")
                 extra.append(f"{size}: decode reads {mb:.1f} MB per token; at the measured {read:.1f} GB/s memory "
-                             f"read rate no program decodes faster than {bound:.0f} tokens/s here: sevo reaches "
+                             f"read rate a program decodes at most about {bound:.0f} tokens/s here: sevo reaches "
                              f"{100 * ds / bound:.0f}% of it, PyTorch {100 * dt / bound:.0f}%; 2x PyTorch "
                              f"({2 * dt:.0f} tokens/s) would read {2 * dt * mb / 1e3:.1f} GB/s")
             elif read and s[0].get("decode_bytes_per_token"):

@@ -328,7 +328,7 @@ int cmd_bench(int argc, char **argv) {
     config_defaults(&cfg);
     const char *size = "tiny", *model_path = NULL, *write_dir = NULL, *shape = "1024x1024x1024";
     int B = 16, T = 96, steps = 10, prefill_len = 0, decode_len = 64, reps = 20, json = 0, sgemm_only = 0;
-    int memory_only = 0;
+    int memory_only = 0, memory_mib = 1024;
     const cli_flag flags[] = {
         {"size", FLAG_STRING, &size, NULL, "tiny (default), 256, 512 or 768: the decoder width"},
         {"model_path", FLAG_STRING, &model_path, NULL, "measure this model (config.json, model.safetensors)"},
@@ -342,7 +342,8 @@ int cmd_bench(int argc, char **argv) {
         {"json", FLAG_BOOL, &json, NULL, "print one JSON line instead of the table"},
         {"sgemm_only", FLAG_BOOL, &sgemm_only, NULL, "only measure OpenBLAS's sgemm (best of 40 products)"},
         {"sgemm_shape", FLAG_STRING, &shape, NULL, "MxNxK: --sgemm_only's product (default 1024x1024x1024)"},
-        {"memory_only", FLAG_BOOL, &memory_only, NULL, "only measure the memory read rate (best of 10 passes over 1 GiB)"},
+        {"memory_only", FLAG_BOOL, &memory_only, NULL, "only measure the memory read rate (best of 10 passes)"},
+        {"memory_mib", FLAG_INT, &memory_mib, NULL, "--memory_only's buffer in MiB (default 1024: larger than any cache)"},
         {"num_threads", FLAG_CONFIG, NULL, "num_threads", "threads (0 = all cores)"},
     };
     int rc = cli_parse("bench", "Measure training, prefill and decode speed, memory, and the sgemm peak.",
@@ -350,8 +351,12 @@ int cmd_bench(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : 2;
     int threads = sevo_threads_init(cfg.num_threads);
     if (memory_only) {
-        double gbps = read_gbps(1024, 10);
-        if (gbps <= 0) return bench_fail("out of memory (the read measurement needs 1 GiB)");
+        if (memory_mib < 1 || memory_mib > 65536) {
+            fprintf(stderr, "sevo bench: --memory_mib: expected 1 to 65536, got %d\n", memory_mib);
+            return 2;
+        }
+        double gbps = read_gbps((size_t)memory_mib, 10);
+        if (gbps <= 0) return bench_fail("out of memory (for --memory_mib's buffer)");
         /* the last-level cache: weights that fit in it are not read from memory */
         long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
         if (json) printf("{\"threads\": %d, \"read_gbps\": %.2f, \"l3_bytes\": %ld}\n", threads, gbps, l3 > 0 ? l3 : 0);

@@ -27,7 +27,7 @@ void embedding_backward(float *dwte, const float *dout, const int *ids, int N, i
     if (!dwte) return;
     const int nbands = (C + EMB_BAND - 1) / EMB_BAND;
     KERNEL_PARALLEL(nbands > 1 ? (long)N * C : 0, EMB_PARALLEL_MIN, nbands, tid, b0, b1, for (long bi = b0; bi < b1; bi++) {
-        const int c0 = bi * EMB_BAND;
+        const int c0 = (int)bi * EMB_BAND;
         const int c1 = c0 + EMB_BAND < C ? c0 + EMB_BAND : C;
         for (int n = 0; n < N; n++) {
             float *dst = dwte + (size_t)ids[n] * C;

@@ -22,7 +22,7 @@ static void norm_param_grads(float *dw, float *db, const float *dout, const floa
                              const float *mean, const float *rstd, int N, int C) {
     const int nbands = (C + NORM_BAND - 1) / NORM_BAND;
     KERNEL_PARALLEL(nbands > 1 ? (long)N * C : 0, NORM_PARALLEL_MIN, nbands, tid, b0, b1, for (long bi = b0; bi < b1; bi++) {
-        const int c0 = bi * NORM_BAND;
+        const int c0 = (int)bi * NORM_BAND;
         const int c1 = c0 + NORM_BAND < C ? c0 + NORM_BAND : C;
         float acc_w[NORM_BAND], acc_b[NORM_BAND];
         for (int c = c0; c < c1; c++) acc_w[c - c0] = acc_b[c - c0] = 0.0f;
