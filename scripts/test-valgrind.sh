@@ -13,7 +13,7 @@
 # that is not sevo's, libgomp's idle worker threads' TLS, is suppressed in
 # scripts/valgrind.supp (see the comment there). "Still reachable" blocks are reported in
 # the summary but do not fail it: at exit every one of them is libgomp's (its thread
-# pool and team state, about 2 KB, kept on purpose for the next parallel region and
+# pool and team state, 2 to 4 KB, kept on purpose for the next parallel region and
 # released by the process's exit; checked with --show-leak-kinds=all), and sevo cannot
 # free them, libgomp having no shutdown call. Failing on them would take a suppression
 # for most of libgomp and hide nothing of sevo's.

@@ -21,7 +21,7 @@ static int run_dataset(vlm *m, const sevo_tokenizer *tok, const gen_options *go,
     char path[4096], out_path[4096];
     if (cli_split_path("inference", data_dir, split, path, sizeof path)) return 1;
     policy_pool *pool = NULL;
-    if (policy_pool_create(&pool, m, tok, go, 0, &err)) {
+    if (policy_pool_create(&pool, m, tok, go, 0, 0, &err)) {
         fprintf(stderr, "sevo inference: %s\n", err.msg);
         return 1;
     }

@@ -8,7 +8,6 @@
 
 #include "core/fsutil.h"
 #include "core/progress.h"
-#include "core/threads.h"
 #include "data/answer.h"
 #include "data/dataset.h"
 #include "model/checkpoint.h"
@@ -63,11 +62,11 @@ static int split_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err
     } else if (policy_load_image(p, s->image, err)) {
         return sevo_fail_prefix(err, "%s:%d: field 'image'", x->ds->path, s->line);
     }
-    double t0 = sevo_now();
+    double t0 = policy_seconds(p);
     if (policy_reason(p, img, s->question, x->o->max_steps, x->o->gate,
                       x->o->gate_ctx, &x->trace[slot], err))
         return sevo_fail_prefix(err, "%s:%d", x->ds->path, s->line);
-    x->seconds[slot] = sevo_now() - t0;
+    x->seconds[slot] = policy_seconds(p) - t0;
     return 0;
 }
 
@@ -141,7 +140,7 @@ static int eval_one_model(const eval_options *o, int k, eval_model_eval *me, sev
     char dir[4096], path[4096], pred[4096], label[256];
     if (checkpoint_load_model(o->model_paths[k], &m, &tok, err)) return -1;
     int rc = -1;
-    if (policy_pool_create(&pool, m, tok, &o->gen, 0, err)) goto done;
+    if (policy_pool_create(&pool, m, tok, &o->gen, 0, 0, err)) goto done;
     sevo_path_join(dir, sizeof dir, o->output_dir, me->name);
     if (sevo_mkdirs(dir, err)) goto done;
     /* the splits, then test with a blank image, then test with early exit */

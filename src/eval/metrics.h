@@ -66,8 +66,10 @@ typedef struct eval_sample {
     int num_objects;        /* entries in objects; -1 if unknown (no CHAIR) */
     double steps;           /* reasoning steps taken, >= 0 */
     double tokens;          /* tokens generated for this sample, >= 0 */
-    double seconds;         /* wall time spent on this sample, >= 0 (its own: samples may run
-                             * side by side, one per thread) */
+    double seconds;         /* time this sample cost, >= 0: samples run side by side, several
+                             * per thread with their tokens computed together, and each
+                             * pays its own running time plus its share of the batched
+                             * steps (policy_seconds) */
 } eval_sample;
 
 typedef struct eval_bucket {

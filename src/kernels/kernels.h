@@ -19,7 +19,11 @@
 
 #include <stddef.h>
 
-/* ---- linear: out[N,OC] = inp[N,IC] @ w[OC,IC]^T + b[OC] (b may be NULL) ---- */
+/* ---- linear: out[N,OC] = inp[N,IC] @ w[OC,IC]^T + b[OC] (b may be NULL).
+ * Up to LINEAR_FEW_ROWS rows the forward is sevo's own dot products, row by row: each
+ * output row is then bitwise the same whatever the other rows and their number, which
+ * batched generation (vlm_sessions_step) relies on. More rows go through sgemm. ---- */
+#define LINEAR_FEW_ROWS 4
 void linear_forward(float *out, const float *inp, const float *w, const float *b,
                     int N, int IC, int OC);
 void linear_backward(float *dinp, float *dw, float *db, const float *dout,

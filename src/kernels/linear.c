@@ -26,8 +26,6 @@
 #ifndef LINEAR_BAND_MAX_SHARED
 #define LINEAR_BAND_MAX_SHARED (1u << 20)
 #endif
-/* Up to this many input rows the forward uses its own loops instead of sgemm. */
-#define LINEAR_FEW_ROWS 4
 /* Weight rows per band of the few-row forward: 8 x 768 floats = 24 KiB stays in L1. */
 #define LINEAR_BAND 8
 

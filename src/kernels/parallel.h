@@ -2,7 +2,7 @@
  *
  * Why not just `#pragma omp parallel for if (work >= min)`: with the condition false,
  * libgomp still enters the region (a team of one), and inside an enclosing region, as
- * in generation one sample per thread (model/generate.c's policy_pool), every such
+ * in generation, samples side by side on the threads (model/generate.c's policy_pool), every such
  * nested region allocates and frees a team: about 0.8 µs each (measured), a dozen per
  * layer per token, which was about 10% of the evaluation stage (perf: malloc_consolidate,
  * _int_free, memalign, futex). KERNEL_PARALLEL runs the loop directly, with no region

@@ -373,7 +373,7 @@ static int collect(const hsr_train_options *o, rollouts *ro, sevo_error *err) {
     int rc = -1;
     if (checkpoint_load_model(o->model_path, &m, &tok, err)) return -1;
     if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err) ||
-        policy_pool_create(&pool, m, tok, &o->gen, 0, err))
+        policy_pool_create(&pool, m, tok, &o->gen, 0, 0, err))
         goto done;
     x.ds = &ds;
     x.D = ro->d = vlm_get_config(m)->text.hidden_size;

@@ -207,7 +207,7 @@ int ipr_run(const ipr_options *o, ipr_stats *stats, sevo_error *err) {
         return sevo_fail(err, "--max_refinement %d: expected 0..%d", o->max_refinement, IPR_MAX_ITERATIONS);
     if (checkpoint_load_model(o->model_path, &m, &tok, err)) return -1;
     if (dataset_load_jsonl(&ds, o->data_path, o->skip_bad_lines, err) ||
-        policy_pool_create(&pool, m, tok, &o->gen, 0, err))
+        policy_pool_create(&pool, m, tok, &o->gen, 0, 0, err))
         goto done;
     x.result = sevo_malloc(POLICY_POOL_CHUNK * sizeof *x.result, "IPR results", err);
     x.gt_valid = sevo_malloc(POLICY_POOL_CHUNK * sizeof *x.gt_valid, "IPR results", err);

@@ -138,7 +138,7 @@ static int collect_rollouts(ppo_ctx *x, const sevo_dataset *ds, int first, int n
             goto done;
         }
     }
-    if (policy_pool_create(&pool, m, tok, gen, 0, err)) goto done;
+    if (policy_pool_create(&pool, m, tok, gen, 0, 0, err)) goto done;
     progress_start(&r.pr, stderr, "ppo rollouts", n);
     if (policy_pool_run(pool, n, stream0, rollout_work, rollout_done, &r, err)) goto done;
     progress_finish(&r.pr, NULL);

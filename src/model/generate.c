@@ -4,9 +4,11 @@
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
 #include "data/image.h"
 
 void gen_options_default(gen_options *o) {
@@ -79,7 +81,96 @@ struct vlm_policy {
     tokseq seq;
     int *gen;
     int num_patches;
+    struct lane_group *group; /* set while a pool runs it as one of a group's lanes */
+    int lane;
+    /* policy_seconds: time spent before busy_since, and when the current stretch began */
+    double busy, busy_since;
 };
+
+/* ---- lanes: several samples per thread, their one-token steps batched ----
+ *
+ * Generating one token reads every decoder weight for one row of arithmetic. A pool
+ * thread therefore runs a group of lanes, one sample each, and steps them together:
+ * vlm_sessions_step reads the weights once for every lane's token (at the tiny size
+ * 4 tokens cost about twice one). Each lane is a thread of its own running the ordinary
+ * sequential code (perceive, reason, refine, ...), but only the lane holding its
+ * group's baton runs; the others sleep. A lane that needs a token fed hands the baton
+ * to the next lane that can run, and when none can, the one holding it steps every
+ * waiting lane at once. So a group keeps one core busy, the batch forms without any
+ * lane's code changing shape, and since each row of a step is computed as if alone,
+ * every sample comes out bitwise as it would one at a time. */
+typedef enum { LANE_RUN, LANE_WAIT, LANE_DONE } lane_state;
+
+typedef struct lane_group {
+    pthread_mutex_t mu;
+    pthread_cond_t cv[POLICY_POOL_MAX_LANES];
+    int n;      /* lanes in the group */
+    int holder; /* the lane that may run; -1 once every lane is done */
+    lane_state state[POLICY_POOL_MAX_LANES];
+    vlm_policy *pol[POLICY_POOL_MAX_LANES]; /* the lanes' policies */
+    int tok[POLICY_POOL_MAX_LANES];         /* a waiting lane's token */
+    long steps, rows; /* batched steps taken, and the tokens they fed */
+} lane_group;
+
+/* Hands the baton on from lane me (g->mu held): to the next lane that can run; when
+ * none can, steps every waiting lane and runs on, me first if it was one of them. */
+static void group_pass(lane_group *g, int me) {
+    for (;;) {
+        for (int d = 1; d <= g->n; d++) {
+            const int j = (me + d) % g->n;
+            if (g->state[j] == LANE_RUN) {
+                g->holder = j;
+                if (j != me) pthread_cond_signal(&g->cv[j]);
+                return;
+            }
+        }
+        vlm_session *ss[POLICY_POOL_MAX_LANES];
+        int ids[POLICY_POOL_MAX_LANES], who[POLICY_POOL_MAX_LANES], n = 0;
+        for (int j = 0; j < g->n; j++)
+            if (g->state[j] == LANE_WAIT) {
+                who[n] = j;
+                ss[n] = g->pol[j]->s;
+                ids[n++] = g->tok[j];
+                g->state[j] = LANE_RUN;
+            }
+        if (n == 0) {
+            g->holder = -1;
+            return;
+        }
+        const double t0 = sevo_now();
+        vlm_sessions_step(ss, ids, n);
+        /* each lane's samples pay an equal share of the step */
+        const double share = (sevo_now() - t0) / n;
+        for (int k = 0; k < n; k++) g->pol[who[k]]->busy += share;
+        g->steps++;
+        g->rows += n;
+        if (g->state[me] == LANE_RUN) {
+            g->holder = me;
+            return;
+        }
+    }
+}
+
+static void group_wait_turn(lane_group *g, int me) {
+    while (g->holder != me) pthread_cond_wait(&g->cv[me], &g->mu);
+}
+
+/* Feeds one token: at once outside a pool, else as part of the group's next step. */
+static int feed_token(vlm_policy *p, int t, sevo_error *err) {
+    lane_group *g = p->group;
+    if (!g || g->n == 1) return vlm_session_feed(p->s, &t, 1, err);
+    /* refused here, by this lane, so that a step never fails */
+    if (vlm_session_check_feed(p->s, &t, 1, err)) return -1;
+    pthread_mutex_lock(&g->mu);
+    g->tok[p->lane] = t;
+    g->state[p->lane] = LANE_WAIT;
+    p->busy += sevo_now() - p->busy_since;
+    group_pass(g, p->lane);
+    group_wait_turn(g, p->lane);
+    p->busy_since = sevo_now();
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
 
 int policy_create(vlm_policy **out, vlm *m, const sevo_tokenizer *tok, const gen_options *o,
                   sevo_error *err) {
@@ -90,6 +181,7 @@ int policy_create(vlm_policy **out, vlm *m, const sevo_tokenizer *tok, const gen
     p->tok = tok;
     p->opt = *o;
     sevo_rng_seed(&p->rng, o->seed, 0x9e4);
+    p->busy_since = sevo_now();
     const vlm_config *c = vlm_get_config(m);
     p->num_patches = vlm_config_num_patches(c);
     tokseq_init(&p->seq);
@@ -126,6 +218,8 @@ void policy_set_options(vlm_policy *p, const gen_options *o) {
 
 float *policy_image(vlm_policy *p) { return p->image; }
 
+double policy_seconds(const vlm_policy *p) { return p->busy + (sevo_now() - p->busy_since); }
+
 int policy_load_image(vlm_policy *p, const char *path, sevo_error *err) {
     const vlm_config *c = vlm_get_config(p->m);
     return image_load(path, c->image_size, c->image_mean, c->image_std, p->image, err);
@@ -160,7 +254,7 @@ static int generate_until(vlm_policy *p, const int *stops, int n_stops, int *out
         if (is_stop(t, stops, n_stops)) return t;
         out[(*n_out)++] = t;
         if (vlm_session_len(p->s) + 1 >= vlm_get_config(p->m)->max_position_embeddings) return -1;
-        if (vlm_session_feed(p->s, &t, 1, err)) return -2;
+        if (feed_token(p, t, err)) return -2;
     }
     return -1;
 }
@@ -208,8 +302,8 @@ static int gen_answer(vlm_policy *p, char *out, size_t n, int *tokens, sevo_erro
  * to the next <step> or <answer>. Returns the token that ended it (not fed), -1 when the
  * budget ran out, -2 on error. */
 static int gen_step(vlm_policy *p, char *out, int *tokens, sevo_error *err) {
-    int t = p->ids.step, stops[2] = {p->ids.step, p->ids.answer}, k = 0;
-    if (vlm_session_feed(p->s, &t, 1, err)) return -2;
+    int stops[2] = {p->ids.step, p->ids.answer}, k = 0;
+    if (feed_token(p, p->ids.step, err)) return -2;
     int stop = generate_until(p, stops, 2, p->gen, &k, p->opt.max_new_tokens, tokens, err);
     if (stop != -2) decode(p, p->gen, k, out, TRACE_TEXT);
     return stop;
@@ -239,8 +333,7 @@ static int reason_and_answer(vlm_policy *p, int stop, int max_steps, step_gate_f
     }
     if (r->n_steps == max_steps && stop == p->ids.step) r->exit_type = EXIT_MAX_STEPS;
     /* the answer is generated after <answer>, whether the model or the budget chose it */
-    int t = p->ids.answer;
-    if (vlm_session_feed(p->s, &t, 1, err)) return -1;
+    if (feed_token(p, p->ids.answer, err)) return -1;
     return gen_answer(p, r->answer, sizeof r->answer, &r->tokens_generated, err);
 }
 
@@ -258,8 +351,8 @@ int policy_trajectory(vlm_policy *p, const float *image, const char *question, i
         if ((stop = gen_step(p, r->steps[r->n_steps], &r->tokens_generated, err)) == -2) return -1;
         memcpy(hidden + (size_t)r->n_steps * D, vlm_session_hidden(p->s), (size_t)D * sizeof(float));
         /* force the answer here, then rewind to the end of the step */
-        int len = vlm_session_len(p->s), t = p->ids.answer;
-        if (vlm_session_feed(p->s, &t, 1, err) ||
+        int len = vlm_session_len(p->s);
+        if (feed_token(p, p->ids.answer, err) ||
             gen_answer(p, r->answers[r->n_steps], TRACE_TEXT, &r->tokens_generated, err))
             return -1;
         vlm_session_truncate(p->s, len);
@@ -291,7 +384,7 @@ int policy_text_answer(vlm_policy *p, const char *question, const char *percepti
         else if (stop != p->ids.answer) {
             if (n) out[0] = '\0';
         }
-        else if (vlm_session_feed(p->s, &stop, 1, err)) rc = -1;
+        else if (feed_token(p, stop, err)) rc = -1;
         else rc = gen_answer(p, out, n, NULL, err);
     } else {
         rc = gen_answer(p, out, n, NULL, err);
@@ -323,24 +416,37 @@ int policy_reason(vlm_policy *p, const float *image, const char *question, int m
 }
 
 struct policy_pool {
-    int n;
+    int n;            /* policies: threads * lanes */
+    int lanes;        /* lanes per thread */
     vlm_policy **p;   /* [n] */
-    sevo_error *errs; /* [n] each thread's last error */
+    sevo_error *errs; /* [n] each lane's last error */
+    lane_group *groups; /* [n] (one per thread is used; a short team uses more) */
+    int n_groups_init;  /* groups whose mutex and condition variables exist */
 };
 
 int policy_pool_create(policy_pool **out, vlm *m, const sevo_tokenizer *tok, const gen_options *o, int threads,
-                       sevo_error *err) {
+                       int lanes, sevo_error *err) {
     *out = NULL;
     if (threads <= 0) threads = omp_get_max_threads();
+    if (lanes <= 0) lanes = POLICY_POOL_LANES;
+    if (lanes > POLICY_POOL_MAX_LANES) lanes = POLICY_POOL_MAX_LANES;
     policy_pool *pp = sevo_calloc(1, sizeof *pp, "policy pool", err);
     if (!pp) return -1;
-    pp->p = sevo_calloc((size_t)threads, sizeof *pp->p, "policy pool", err);
-    pp->errs = sevo_calloc((size_t)threads, sizeof *pp->errs, "policy pool", err);
-    if (!pp->p || !pp->errs) {
+    const int n = threads * lanes;
+    pp->lanes = lanes;
+    pp->p = sevo_calloc((size_t)n, sizeof *pp->p, "policy pool", err);
+    pp->errs = sevo_calloc((size_t)n, sizeof *pp->errs, "policy pool", err);
+    pp->groups = sevo_calloc((size_t)n, sizeof *pp->groups, "policy pool", err);
+    if (!pp->p || !pp->errs || !pp->groups) {
         policy_pool_free(pp);
         return -1;
     }
-    for (; pp->n < threads; pp->n++)
+    for (; pp->n_groups_init < n; pp->n_groups_init++) {
+        lane_group *g = &pp->groups[pp->n_groups_init];
+        pthread_mutex_init(&g->mu, NULL);
+        for (int j = 0; j < POLICY_POOL_MAX_LANES; j++) pthread_cond_init(&g->cv[j], NULL);
+    }
+    for (; pp->n < n; pp->n++)
         if (policy_create(&pp->p[pp->n], m, tok, o, err)) {
             policy_pool_free(pp);
             return -1;
@@ -352,12 +458,26 @@ int policy_pool_create(policy_pool **out, vlm *m, const sevo_tokenizer *tok, con
 void policy_pool_free(policy_pool *pp) {
     if (!pp) return;
     for (int t = 0; pp->p && t < pp->n; t++) policy_free(pp->p[t]);
+    for (int i = 0; i < pp->n_groups_init; i++) {
+        pthread_mutex_destroy(&pp->groups[i].mu);
+        for (int j = 0; j < POLICY_POOL_MAX_LANES; j++) pthread_cond_destroy(&pp->groups[i].cv[j]);
+    }
     free(pp->p);
     free(pp->errs);
+    free(pp->groups);
     free(pp);
 }
 
-int policy_pool_threads(const policy_pool *pp) { return pp->n; }
+int policy_pool_threads(const policy_pool *pp) { return pp->n / pp->lanes; }
+int policy_pool_lanes(const policy_pool *pp) { return pp->lanes; }
+
+void policy_pool_step_stats(const policy_pool *pp, long *steps, long *rows) {
+    *steps = *rows = 0;
+    for (int i = 0; i < pp->n_groups_init; i++) {
+        *steps += pp->groups[i].steps;
+        *rows += pp->groups[i].rows;
+    }
+}
 vlm *policy_pool_model(const policy_pool *pp) { return pp->p[0]->m; }
 
 int policy_pool_run(policy_pool *pp, int n, uint64_t stream0, policy_work_fn work, policy_done_fn done, void *ctx,
@@ -365,24 +485,58 @@ int policy_pool_run(policy_pool *pp, int n, uint64_t stream0, policy_work_fn wor
     for (int c0 = 0; c0 < n; c0 += POLICY_POOL_CHUNK) {
         const int c1 = n - c0 > POLICY_POOL_CHUNK ? c0 + POLICY_POOL_CHUNK : n;
         int failed = INT_MAX; /* the lowest i whose work failed */
-        /* dynamic: samples differ in length (a refinement, more steps); in order, so
-         * that once i failed every lower one has been started and finishes */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(pp->n)
-        for (int i = c0; i < c1; i++) {
-            int lowest;
-#pragma omp atomic read
-            lowest = failed;
-            if (i > lowest) continue;
-            const int t = omp_get_thread_num();
-            policy_seed_stream(pp->p[t], stream0 + (uint64_t)i);
-            if (work(ctx, pp->p[t], i, i - c0, &pp->errs[t])) {
-#pragma omp critical(policy_pool_failure)
-                if (i < failed) {
-#pragma omp atomic write
-                    failed = i;
-                    if (err) *err = pp->errs[t];
+        int next = c0;        /* the next sample to start */
+        /* one lane per OpenMP thread, pp->lanes of them to a group (a team shorter than
+         * asked for makes a smaller last group). Samples are taken in order as lanes
+         * free up (they differ in length: a refinement, more steps), so that once i
+         * failed every lower one has been started and finishes. */
+#pragma omp parallel num_threads(pp->n)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            lane_group *g = &pp->groups[t / pp->lanes];
+            const int me = t % pp->lanes;
+#pragma omp single
+            for (int gi = 0; gi * pp->lanes < nt; gi++) {
+                lane_group *h = &pp->groups[gi];
+                h->n = nt - gi * pp->lanes < pp->lanes ? nt - gi * pp->lanes : pp->lanes;
+                h->holder = 0;
+                for (int j = 0; j < h->n; j++) {
+                    h->state[j] = LANE_RUN;
+                    h->pol[j] = pp->p[gi * pp->lanes + j];
                 }
             }
+            /* (the single's barrier: every group is set before any lane looks at one) */
+            vlm_policy *p = pp->p[t];
+            p->group = g;
+            p->lane = me;
+            pthread_mutex_lock(&g->mu);
+            group_wait_turn(g, me);
+            p->busy_since = sevo_now();
+            pthread_mutex_unlock(&g->mu);
+            for (;;) {
+                int i, lowest;
+#pragma omp atomic capture
+                i = next++;
+#pragma omp atomic read
+                lowest = failed;
+                if (i >= c1 || i > lowest) break;
+                policy_seed_stream(p, stream0 + (uint64_t)i);
+                if (work(ctx, p, i, i - c0, &pp->errs[t])) {
+#pragma omp critical(policy_pool_failure)
+                    if (i < failed) {
+#pragma omp atomic write
+                        failed = i;
+                        if (err) *err = pp->errs[t];
+                    }
+                }
+            }
+            pthread_mutex_lock(&g->mu);
+            g->state[me] = LANE_DONE;
+            p->busy += sevo_now() - p->busy_since;
+            group_pass(g, me);
+            pthread_mutex_unlock(&g->mu);
+            p->group = NULL;
+            p->busy_since = sevo_now();
         }
         const int ok_end = failed < c1 ? failed : c1;
         for (int i = c0; i < ok_end; i++)

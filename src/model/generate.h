@@ -60,6 +60,11 @@ vlm *policy_model(const vlm_policy *p);
 void policy_set_options(vlm_policy *p, const gen_options *o);
 /* The policy's own image buffer: normalised pixels [C,S,S] of its model's image size. */
 float *policy_image(vlm_policy *p);
+/* The time this policy's work has cost so far, in seconds: wall time while it runs
+ * alone; as a pool's lane, its own running time plus an equal share of every batched
+ * step it took part in (so the costs of a pool's samples add up to its threads' busy
+ * time, not to their latencies). Differences between two calls time one sample. */
+double policy_seconds(const vlm_policy *p);
 /* Decodes, resizes and normalises an image file into policy_image(p); on failure err
  * names the file. */
 int policy_load_image(vlm_policy *p, const char *path, sevo_error *err);
@@ -98,32 +103,47 @@ int policy_trajectory(vlm_policy *p, const float *image, const char *question, i
 
 /* ---- Many samples at once ----
  *
- * A policy_pool holds one policy per thread over the same model (its weights are only
- * read; each policy owns its session, KV cache and sampling state) and runs independent
- * samples in parallel, one per thread, each single-threaded inside. Why: generating
- * one token of a small model is a chain of small products and row loops, where the
- * second thread helps little (1.2-1.3x at the tiny size); two samples side by side
- * keep both cores busy. Each thread holds a session of the model's full context (its
- * KV cache), so memory grows with the thread count.
+ * A policy_pool holds policies over the same model (its weights are only read; each
+ * policy owns its session, KV cache and sampling state) and runs independent samples in
+ * parallel: `threads` groups, each keeping one core busy with `lanes` samples in
+ * flight whose one-token steps are computed together (vlm_sessions_step; see
+ * generate.c). Why: generating one token of a small model is a chain of small
+ * products and row loops, bound by reading the weights, where a second thread helps
+ * little (1.2-1.3x at the tiny size); samples side by side keep the cores busy, and a
+ * step of several samples reads the weights once for all. Every sample comes out
+ * bitwise as it would alone. Each policy holds a session of the model's full context
+ * (its KV cache), so memory grows with threads * lanes.
  *
- * policy_pool_run calls work(ctx, p, i, slot, err) for every i in [0, n) in parallel,
+ * policy_pool_run calls work(ctx, p, i, slot, err) for every i in [0, n), in parallel,
  * and then done(ctx, i, slot, err) for each i in order, on one thread, in chunks of
  * POLICY_POOL_CHUNK samples: slot = i % POLICY_POOL_CHUNK names the caller's result
- * buffer for sample i; p is the running thread's policy (policy_image(p) its image
+ * buffer for sample i; p is the running lane's policy (policy_image(p) its image
  * buffer). Before work, p's sampling restarts at the generator keyed by stream0 + i
- * (sevo_rng_seed_keyed), so the results are the same for every thread count and
- * order. On failure the error reported is the one of the lowest failing i (work's or
- * done's), as a loop in order would report. */
+ * (sevo_rng_seed_keyed), so the results are the same for every thread and lane count
+ * and order. work runs on a thread of the pool's OpenMP team, which has more threads
+ * than cores (only one lane of a group runs at a time); it may call the policy's
+ * functions but must not open OpenMP constructs of its own. On failure the error
+ * reported is the one of the lowest failing i (work's or done's), as a loop in order
+ * would report. */
 #define POLICY_POOL_CHUNK 64
+/* Lanes per thread by default, and at most: a step of VLM_STEP_MAX_ROWS rows computes
+ * each row as if alone. */
+#define POLICY_POOL_LANES VLM_STEP_MAX_ROWS
+#define POLICY_POOL_MAX_LANES VLM_STEP_MAX_ROWS
 typedef struct policy_pool policy_pool;
 typedef int (*policy_work_fn)(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err);
 typedef int (*policy_done_fn)(void *ctx, int i, int slot, sevo_error *err);
 
-/* threads <= 0: omp_get_max_threads(). */
+/* threads <= 0: omp_get_max_threads(); lanes <= 0: POLICY_POOL_LANES (at most
+ * POLICY_POOL_MAX_LANES). */
 int policy_pool_create(policy_pool **out, vlm *m, const sevo_tokenizer *tok, const gen_options *o, int threads,
-                       sevo_error *err);
+                       int lanes, sevo_error *err);
 void policy_pool_free(policy_pool *pp);
 int policy_pool_threads(const policy_pool *pp);
+int policy_pool_lanes(const policy_pool *pp);
+/* Batched steps the pool's lanes have taken so far, and the tokens they fed (rows /
+ * steps is the mean batch; one-lane pools feed alone and count nothing). */
+void policy_pool_step_stats(const policy_pool *pp, long *steps, long *rows);
 vlm *policy_pool_model(const policy_pool *pp);
 int policy_pool_run(policy_pool *pp, int n, uint64_t stream0, policy_work_fn work, policy_done_fn done, void *ctx,
                     sevo_error *err);

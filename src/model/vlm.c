@@ -664,17 +664,13 @@ void block_acts_bind(block_acts *a, const block_geom *g, float **cur, int N, int
 #undef TAKE
 }
 
-/* One pre-norm block: x_mid = x_in + Attn(Norm1(x_in)); x_out = x_mid + MLP(Norm2(x_mid)).
- * With kcache != NULL (generation, B = 1) keys and values of the T new rows are written
- * into the cache at rows cache_start.. and attention runs against the whole cache. */
-void block_forward(const block_geom *g, const block_params *p, block_acts *a, const float *x_in,
-                   int B, int T, const int *pos, const int *seg_start, const float *rope_cos,
-                   const float *rope_sin, float *kcache, float *vcache, int cache_start, float *scratch) {
-    int N = B * T, D = g->D, Dkv = g->KVH * g->hd, F = g->F;
+/* The first half of a pre-norm block for N rows: Norm1, the q, k, v projections (k and v
+ * into the buffers given: the block's own, or a KV cache), q and k rotated by pos. */
+void block_qkv_forward(const block_geom *g, const block_params *p, block_acts *a, const float *x_in, int N,
+                       const int *pos, const float *rope_cos, const float *rope_sin, float *k, float *v) {
+    int D = g->D, Dkv = g->KVH * g->hd;
     a->x_in = (float *)x_in;
     norm_forward(g, a->n1, a->n1_mean, a->n1_rstd, x_in, p->n1w, p->n1b, N);
-    float *k = kcache ? kcache + (size_t)cache_start * Dkv : a->k;
-    float *v = vcache ? vcache + (size_t)cache_start * Dkv : a->v;
     linear_forward(a->q, a->n1, p->qw, p->qb, N, D, D);
     linear_forward(k, a->n1, p->kw, p->kb, N, D, Dkv);
     linear_forward(v, a->n1, p->vw, p->vb, N, D, Dkv);
@@ -682,14 +678,14 @@ void block_forward(const block_geom *g, const block_params *p, block_acts *a, co
         rope_forward(a->q, rope_cos, rope_sin, pos, N, g->H, g->hd);
         rope_forward(k, rope_cos, rope_sin, pos, N, g->KVH, g->hd);
     }
-    if (kcache)
-        attention_cached_forward(a->ao, a->q, kcache, vcache, T, cache_start + T, g->H, g->KVH,
-                                 g->hd, scratch);
-    else
-        attention_forward(a->ao, a->att, a->q, k, v, B, T, g->H, g->KVH, g->hd, g->causal,
-                          seg_start);
+}
+
+/* The second half, from the attention output a->ao of N rows: x_mid = x_in + O(ao);
+ * x_out = x_mid + MLP(Norm2(x_mid)). */
+void block_out_forward(const block_geom *g, const block_params *p, block_acts *a, int N) {
+    int D = g->D, F = g->F;
     linear_forward(a->x_mid, a->ao, p->ow, p->ob, N, D, D);
-    add_inplace(a->x_mid, x_in, (size_t)N * D);
+    add_inplace(a->x_mid, a->x_in, (size_t)N * D);
     norm_forward(g, a->n2, a->n2_mean, a->n2_rstd, a->x_mid, p->n2w, p->n2b, N);
     linear_forward(a->h1, a->n2, p->f1w, p->f1b, N, D, F);
     if (g->gated) {
@@ -700,6 +696,25 @@ void block_forward(const block_geom *g, const block_params *p, block_acts *a, co
     }
     linear_forward(a->x_out, a->hact, p->f2w, p->f2b, N, F, D);
     add_inplace(a->x_out, a->x_mid, (size_t)N * D);
+}
+
+/* One pre-norm block: x_mid = x_in + Attn(Norm1(x_in)); x_out = x_mid + MLP(Norm2(x_mid)).
+ * With kcache != NULL (generation, B = 1) keys and values of the T new rows are written
+ * into the cache at rows cache_start.. and attention runs against the whole cache. */
+void block_forward(const block_geom *g, const block_params *p, block_acts *a, const float *x_in,
+                   int B, int T, const int *pos, const int *seg_start, const float *rope_cos,
+                   const float *rope_sin, float *kcache, float *vcache, int cache_start, float *scratch) {
+    int N = B * T, Dkv = g->KVH * g->hd;
+    float *k = kcache ? kcache + (size_t)cache_start * Dkv : a->k;
+    float *v = vcache ? vcache + (size_t)cache_start * Dkv : a->v;
+    block_qkv_forward(g, p, a, x_in, N, pos, rope_cos, rope_sin, k, v);
+    if (kcache)
+        attention_cached_forward(a->ao, a->q, kcache, vcache, T, cache_start + T, g->H, g->KVH,
+                                 g->hd, scratch);
+    else
+        attention_forward(a->ao, a->att, a->q, k, v, B, T, g->H, g->KVH, g->hd, g->causal,
+                          seg_start);
+    block_out_forward(g, p, a, N);
 }
 
 /* Backward of block_forward (training only). dx holds dL/dx_out on entry and

@@ -139,6 +139,15 @@ void vlm_session_set_image(vlm_session *s, const float *image);
  * image features set with vlm_session_set_image. Afterwards the logits [vocab] and the
  * final hidden state [hidden] of the last fed token are available. */
 int vlm_session_feed(vlm_session *s, const int *ids, int n, sevo_error *err);
+/* Checks what vlm_session_feed would refuse (length, token ids, image tokens) without
+ * feeding anything. */
+int vlm_session_check_feed(const vlm_session *s, const int *ids, int n, sevo_error *err);
+/* One token ids[i] for each of n sessions of the same model, in batches of
+ * VLM_STEP_MAX_ROWS rows; each session ends bitwise as vlm_session_feed(ss[i], &ids[i], 1)
+ * leaves it.
+ * Each feed must have passed vlm_session_check_feed; the sessions must be distinct. */
+#define VLM_STEP_MAX_ROWS 4
+void vlm_sessions_step(vlm_session *const *ss, const int *ids, int n);
 const float *vlm_session_logits(const vlm_session *s);
 const float *vlm_session_hidden(const vlm_session *s);
 /* Truncates the cache to len tokens (len <= current length), to branch a rollout. */

@@ -99,6 +99,11 @@ int block_geom_tower(block_geom *g, const vlm_tower_config *t, int causal, int r
 size_t block_acts_floats(const block_geom *g, int N, int B, int T);
 void block_acts_bind(block_acts *a, const block_geom *g, float **cursor, int N, int B, int T);
 
+/* The two halves of block_forward around its attention, for callers that attend
+ * otherwise (vlm_sessions_step: each row against its own cache). */
+void block_qkv_forward(const block_geom *g, const block_params *p, block_acts *a, const float *x_in, int N,
+                       const int *pos, const float *rope_cos, const float *rope_sin, float *k, float *v);
+void block_out_forward(const block_geom *g, const block_params *p, block_acts *a, int N);
 /* seg_start (NULL or [B*T]) keeps causal attention inside packed sequences. */
 void block_forward(const block_geom *g, const block_params *p, block_acts *a, const float *x_in,
                    int B, int T, const int *pos, const int *seg_start, const float *rope_cos,

@@ -70,12 +70,16 @@ typedef struct trace_ctx {
     trace_result *out; /* [N_SAMPLES]: the pool writes slot results here in done */
     trace_result *slot;
     int done_next;     /* done must come in order */
+    double cost[N_SAMPLES]; /* policy_seconds over each sample */
 } trace_ctx;
 
 static int trace_work(void *ctx, vlm_policy *p, int i, int slot, sevo_error *err) {
     trace_ctx *x = ctx;
-    return policy_reason(p, g_images + (size_t)i * g_floats, g_ds.samples[i].question, 4, NULL, NULL, &x->slot[slot],
-                         err);
+    double t0 = policy_seconds(p);
+    int rc = policy_reason(p, g_images + (size_t)i * g_floats, g_ds.samples[i].question, 4, NULL, NULL,
+                           &x->slot[slot], err);
+    x->cost[i] = policy_seconds(p) - t0;
+    return rc;
 }
 
 static int trace_done(void *ctx, int i, int slot, sevo_error *err) {
@@ -86,14 +90,34 @@ static int trace_done(void *ctx, int i, int slot, sevo_error *err) {
     return 0;
 }
 
-static void pool_traces(const gen_options *go, int threads, trace_result *out) {
+static void pool_traces(const gen_options *go, int threads, int lanes, trace_result *out) {
     sevo_error err;
     policy_pool *pool;
-    assert_int_equal(policy_pool_create(&pool, g_m, g_tok, go, threads, &err), 0);
+    assert_int_equal(policy_pool_create(&pool, g_m, g_tok, go, threads, lanes, &err), 0);
+    assert_int_equal(policy_pool_threads(pool), threads);
+    assert_int_equal(policy_pool_lanes(pool), lanes);
     trace_ctx x = {.out = out, .slot = malloc(POLICY_POOL_CHUNK * sizeof(trace_result))};
     assert_non_null(x.slot);
+    double t0 = sevo_now();
     assert_int_equal(policy_pool_run(pool, N_SAMPLES, 0, trace_work, trace_done, &x, &err), 0);
+    double wall = sevo_now() - t0, cost = 0;
     assert_int_equal(x.done_next, N_SAMPLES);
+    /* a sample's cost is its lane's running time and its share of the steps: only one
+     * lane of a group runs at a time, so the costs add up to at most threads * wall */
+    for (int i = 0; i < N_SAMPLES; i++) {
+        assert_true(x.cost[i] > 0);
+        cost += x.cost[i];
+    }
+    assert_true(cost <= threads * wall);
+    /* with lanes the tokens were fed in batches, mostly full ones */
+    long steps, rows;
+    policy_pool_step_stats(pool, &steps, &rows);
+    if (lanes == 1) {
+        assert_int_equal(steps, 0);
+    } else {
+        assert_true(steps > 0);
+        assert_true(rows > steps * (lanes - 1));
+    }
     free(x.slot);
     policy_pool_free(pool);
 }
@@ -127,10 +151,14 @@ static void test_greedy_pool_matches_one_policy(void **state) {
                                        &want[i], &err),
                          0);
     policy_free(pol);
-    for (int threads = 1; threads <= 2; threads++) {
-        pool_traces(&go, threads, got);
-        for (int i = 0; i < N_SAMPLES; i++) assert_true(same_trace(&want[i], &got[i]));
-    }
+    /* one sample per thread, and lanes whose steps are batched (3: groups that are
+     * not full at the chunk's end) */
+    const int lanes[] = {1, 3, POLICY_POOL_MAX_LANES};
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t l = 0; l < sizeof lanes / sizeof lanes[0]; l++) {
+            pool_traces(&go, threads, lanes[l], got);
+            for (int i = 0; i < N_SAMPLES; i++) assert_true(same_trace(&want[i], &got[i]));
+        }
     free(want);
     free(got);
 }
@@ -145,9 +173,9 @@ static void test_sampled_pool_same_for_any_thread_count(void **state) {
     trace_result *g = malloc(N_SAMPLES * sizeof *g), *one = malloc(N_SAMPLES * sizeof *one),
                  *two = malloc(N_SAMPLES * sizeof *two);
     assert_true(g && one && two);
-    pool_traces(&greedy, 2, g);
-    pool_traces(&sampled, 1, one);
-    pool_traces(&sampled, 2, two);
+    pool_traces(&greedy, 2, 1, g);
+    pool_traces(&sampled, 1, 1, one);
+    pool_traces(&sampled, 2, POLICY_POOL_MAX_LANES, two);
     int differ = 0;
     for (int i = 0; i < N_SAMPLES; i++) {
         assert_true(same_trace(&one[i], &two[i]));
@@ -157,7 +185,7 @@ static void test_sampled_pool_same_for_any_thread_count(void **state) {
     assert_true(differ > N_SAMPLES / 4);
     /* another seed, other draws */
     sampled.seed = 12;
-    pool_traces(&sampled, 2, g);
+    pool_traces(&sampled, 2, 2, g);
     differ = 0;
     for (int i = 0; i < N_SAMPLES; i++) differ += !same_trace(&one[i], &g[i]);
     assert_true(differ > N_SAMPLES / 4);
@@ -171,7 +199,7 @@ static void test_sampled_pool_same_for_any_thread_count(void **state) {
 #define N_CALLS 200
 
 typedef struct count_ctx {
-    int threads;
+    int threads, lanes;
     int work_calls[N_CALLS];
     int done_order[N_CALLS], n_done;
     int fail_work[3];  /* samples whose work fails (-1: none); [0] the lowest */
@@ -220,7 +248,7 @@ static int run_counting(count_ctx *x, sevo_error *err) {
     gen_options go;
     gen_options_default(&go);
     policy_pool *pool;
-    assert_int_equal(policy_pool_create(&pool, g_m, g_tok, &go, x->threads, err), 0);
+    assert_int_equal(policy_pool_create(&pool, g_m, g_tok, &go, x->threads, x->lanes, err), 0);
     int rc = policy_pool_run(pool, N_CALLS, 0, count_work, count_done, x, err);
     policy_pool_free(pool);
     assert_int_equal(x->bad_args, 0);
@@ -229,10 +257,12 @@ static int run_counting(count_ctx *x, sevo_error *err) {
 
 static void test_every_sample_once_done_in_order(void **state) {
     (void)state;
-    for (int threads = 1; threads <= 2; threads++) {
+    for (int run = 0; run < 4; run++) {
+        const int threads = 1 + run % 2, lanes = run < 2 ? 1 : POLICY_POOL_MAX_LANES;
         count_ctx *x = calloc(1, sizeof *x);
         assert_non_null(x);
         x->threads = threads;
+        x->lanes = lanes;
         x->fail_work[0] = x->fail_work[1] = x->fail_work[2] = x->fail_done = -1;
         sevo_error err;
         assert_int_equal(run_counting(x, &err), 0);
@@ -247,10 +277,12 @@ static void test_every_sample_once_done_in_order(void **state) {
 
 static void test_failure_reports_lowest_sample(void **state) {
     (void)state;
-    for (int threads = 1; threads <= 2; threads++) {
+    for (int run = 0; run < 4; run++) {
+        const int threads = 1 + run % 2, lanes = run < 2 ? 1 : POLICY_POOL_MAX_LANES;
         count_ctx *x = calloc(1, sizeof *x);
         assert_non_null(x);
         x->threads = threads;
+        x->lanes = lanes;
         /* three failures in the second chunk; on two threads the lowest fails last */
         x->fail_work[0] = 97, x->fail_work[1] = 101, x->fail_work[2] = 120;
         x->fail_done = -1;
@@ -265,6 +297,7 @@ static void test_failure_reports_lowest_sample(void **state) {
         /* a failing done stops the run where it fails */
         memset(x, 0, sizeof *x);
         x->threads = threads;
+        x->lanes = lanes;
         x->fail_work[0] = 150, x->fail_work[1] = x->fail_work[2] = -1;
         x->fail_done = 30;
         assert_int_not_equal(run_counting(x, &err), 0);

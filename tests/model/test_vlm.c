@@ -1,5 +1,6 @@
 /* test_vlm.c: the whole VLM against finite differences, the KV-cache generation path
- * against the training forward, and the checkpoint round trip.
+ * against the training forward, batched generation steps against one token at a time,
+ * and the checkpoint round trip.
  *
  * The gradient check perturbs each parameter tensor along the unit direction d = g/|g|
  * of its analytic gradient g and compares (L(θ+hd) - L(θ-hd)) / 2h with g·d = |g|,
@@ -245,6 +246,86 @@ static void test_kv_cache_matches_full_forward(void **state) {
 }
 
 
+/* A batched step (vlm_sessions_step) leaves every session bitwise as feeding its token
+ * alone does, whatever the other rows: sessions of different lengths, with and without
+ * an image, 1 to 5 at a time (5 is two batches), on both architecture variants (whose
+ * widths, 16 and 24, are not multiples of a vector, so rows start inside vectors). */
+static void check_batched_step(int variant) {
+    vlm_config c;
+    vlm *m = test_model(&c, variant, 11);
+    sevo_error err;
+    fixture f;
+    make_batch(&f, 4);
+    enum { NS = 5 };
+    vlm_session *batched[NS], *alone[NS];
+    int D = c.text.hidden_size;
+    for (int i = 0; i < NS; i++) {
+        assert_int_equal(vlm_session_create(&batched[i], m, 40, &err), 0);
+        assert_int_equal(vlm_session_create(&alone[i], m, 40, &err), 0);
+        /* session i: with the image when i is even, a prompt of 3 + 2i tokens */
+        int prompt[16], n = 0;
+        prompt[n++] = 2;
+        if (i % 2 == 0) {
+            vlm_session_set_image(batched[i], f.images);
+            vlm_session_set_image(alone[i], f.images);
+            for (int p = 0; p < 4; p++) prompt[n++] = 4;
+        }
+        for (int k = 0; k < 3 + 2 * i; k++) prompt[n++] = 5 + (7 * i + 3 * k) % (VOCAB - 5);
+        assert_int_equal(vlm_session_feed(batched[i], prompt, n, &err), 0);
+        assert_int_equal(vlm_session_feed(alone[i], prompt, n, &err), 0);
+    }
+    for (int step = 0; step < 8; step++) {
+        int n = 1 + step % NS, ids[NS];
+        for (int i = 0; i < n; i++) {
+            ids[i] = 5 + (step * 5 + i * 11) % (VOCAB - 5);
+            assert_int_equal(vlm_session_check_feed(batched[i], &ids[i], 1, &err), 0);
+            assert_int_equal(vlm_session_feed(alone[i], &ids[i], 1, &err), 0);
+        }
+        vlm_sessions_step(batched, ids, n);
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(vlm_session_len(batched[i]), vlm_session_len(alone[i]));
+            assert_memory_equal(vlm_session_logits(batched[i]), vlm_session_logits(alone[i]), VOCAB * sizeof(float));
+            assert_memory_equal(vlm_session_hidden(batched[i]), vlm_session_hidden(alone[i]), (size_t)D * sizeof(float));
+        }
+    }
+    for (int i = 0; i < NS; i++) {
+        vlm_session_free(batched[i]);
+        vlm_session_free(alone[i]);
+    }
+    vlm_free(m);
+}
+
+static void test_batched_step_llama_style(void **state) {
+    (void)state;
+    check_batched_step(0);
+}
+
+static void test_batched_step_other_choices(void **state) {
+    (void)state;
+    check_batched_step(1);
+}
+
+/* What a feed would refuse is refused by the check too, and nothing is fed. */
+static void test_check_feed(void **state) {
+    (void)state;
+    vlm_config c;
+    vlm *m = test_model(&c, 0, 12);
+    sevo_error err;
+    vlm_session *s = NULL;
+    assert_int_equal(vlm_session_create(&s, m, 6, &err), 0);
+    int ok[2] = {2, 5}, bad_id[1] = {VOCAB}, image[1] = {4}, many[7] = {2, 5, 5, 5, 5, 5, 5};
+    assert_int_equal(vlm_session_check_feed(s, ok, 2, &err), 0);
+    assert_int_equal(vlm_session_check_feed(s, bad_id, 1, &err), -1);
+    assert_non_null(strstr(err.msg, "outside the vocabulary"));
+    assert_int_equal(vlm_session_check_feed(s, image, 1, &err), -1);
+    assert_non_null(strstr(err.msg, "no image"));
+    assert_int_equal(vlm_session_check_feed(s, many, 7, &err), -1);
+    assert_non_null(strstr(err.msg, "exceeds"));
+    assert_int_equal(vlm_session_len(s), 0);
+    vlm_session_free(s);
+    vlm_free(m);
+}
+
 /* Packing: three sequences (two with their own image) back to back in one row, then
  * padding, must give the same log-probabilities and gradients as one row each. */
 static void test_packed_three_sequences(void **state) {
@@ -470,6 +551,9 @@ int main(void) {
         cmocka_unit_test(test_gradients_llama_style),
         cmocka_unit_test(test_gradients_other_choices),
         cmocka_unit_test(test_kv_cache_matches_full_forward),
+        cmocka_unit_test(test_batched_step_llama_style),
+        cmocka_unit_test(test_batched_step_other_choices),
+        cmocka_unit_test(test_check_feed),
         cmocka_unit_test(test_packed_three_sequences),
         cmocka_unit_test(test_checkpoint_round_trip),
     };
