@@ -141,6 +141,16 @@ static int load_model(const char *dir, vlm **m, sevo_error *err) {
     return checkpoint_load_weights(path, *m, err);
 }
 
+/* The vision tower and the projector run once per image; everything else per token. */
+static int is_image_side(const vlm_tensor *t) {
+    return !strncmp(t->name, "vision_tower", 12) || !strncmp(t->name, "multi_modal", 11);
+}
+
+/* An untied input embedding: a lookup of one row per token, not a product. */
+static int is_untied_input_embedding(const vlm_config *c, const vlm_tensor *t) {
+    return !c->tie_word_embeddings && !strcmp(t->name, "language_model.model.embed_tokens.weight");
+}
+
 /* Model FLOPs per training token (forward + backward = 6 per parameter use, plus the
  * attention scores and values): decoder parameters act on every token; vision tower and
  * projector parameters only on the P patches of each row's image; an untied input
@@ -151,9 +161,8 @@ static double train_flops_per_token(const vlm *m, int T) {
     double params = (double)vlm_num_params(m), vis = 0;
     for (int i = 0; i < vlm_num_tensors(m); i++) {
         const vlm_tensor *t = vlm_tensor_at(m, i);
-        if (!strncmp(t->name, "vision_tower", 12) || !strncmp(t->name, "multi_modal", 11)) vis += (double)t->numel;
-        if (!c->tie_word_embeddings && !strcmp(t->name, "language_model.model.embed_tokens.weight"))
-            params -= (double)t->numel;
+        if (is_image_side(t)) vis += (double)t->numel;
+        if (is_untied_input_embedding(c, t)) params -= (double)t->numel;
     }
     double attn = 12.0 * c->text.num_layers * c->text.hidden_size * (double)T / 2 +
                   12.0 * c->vision.num_layers * c->vision.hidden_size * (double)P * P / T;
@@ -169,9 +178,8 @@ static double decode_bytes_per_token(const vlm *m, double len) {
     double floats = 0;
     for (int i = 0; i < vlm_num_tensors(m); i++) {
         const vlm_tensor *t = vlm_tensor_at(m, i);
-        if (!strncmp(t->name, "vision_tower", 12) || !strncmp(t->name, "multi_modal", 11)) continue;
-        if (!c->tie_word_embeddings && !strcmp(t->name, "language_model.model.embed_tokens.weight"))
-            floats += c->text.hidden_size;
+        if (is_image_side(t)) continue;
+        if (is_untied_input_embedding(c, t)) floats += c->text.hidden_size;
         else floats += (double)t->numel;
     }
     const double kv_width = (double)c->text.num_kv_heads * (c->text.hidden_size / c->text.num_heads);
