@@ -4,7 +4,8 @@
  * broadcast, the bias-gradient column sum, and the forward of a few rows. Weights are in
  * PyTorch's [out, in] layout, so the forward multiplies by the transpose of w.
  *
- * Why the few-row forward: generation feeds one token at a time, and sgemm with one row
+ * Why the few-row forward: generation feeds one token per sequence per step (up to 4
+ * sequences batched, model/vlm_session.c), and sgemm with one row
  * first packs (copies) the whole weight matrix, then runs a single-threaded small
  * kernel while the other threads wait: profiled on the 2-core box, decoding spent 32%
  * of its time packing, 19% in that kernel and 22% spinning. A product of a few rows by

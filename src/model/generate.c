@@ -420,9 +420,21 @@ struct policy_pool {
     int lanes;        /* lanes per thread */
     vlm_policy **p;   /* [n] */
     sevo_error *errs; /* [n] each lane's last error */
-    lane_group *groups; /* [n] (one per thread is used; a short team uses more) */
+    lane_group *groups; /* [threads] (a team shorter than asked for uses fewer) */
     int n_groups_init;  /* groups whose mutex and condition variables exist */
 };
+
+/* The group's mutex and condition variables; on failure none is left. */
+static int lane_group_init(lane_group *g) {
+    if (pthread_mutex_init(&g->mu, NULL)) return -1;
+    for (int j = 0; j < POLICY_POOL_MAX_LANES; j++)
+        if (pthread_cond_init(&g->cv[j], NULL)) {
+            while (j-- > 0) pthread_cond_destroy(&g->cv[j]);
+            pthread_mutex_destroy(&g->mu);
+            return -1;
+        }
+    return 0;
+}
 
 int policy_pool_create(policy_pool **out, vlm *m, const sevo_tokenizer *tok, const gen_options *o, int threads,
                        int lanes, sevo_error *err) {
@@ -436,15 +448,16 @@ int policy_pool_create(policy_pool **out, vlm *m, const sevo_tokenizer *tok, con
     pp->lanes = lanes;
     pp->p = sevo_calloc((size_t)n, sizeof *pp->p, "policy pool", err);
     pp->errs = sevo_calloc((size_t)n, sizeof *pp->errs, "policy pool", err);
-    pp->groups = sevo_calloc((size_t)n, sizeof *pp->groups, "policy pool", err);
+    pp->groups = sevo_calloc((size_t)threads, sizeof *pp->groups, "policy pool", err);
     if (!pp->p || !pp->errs || !pp->groups) {
         policy_pool_free(pp);
         return -1;
     }
-    for (; pp->n_groups_init < n; pp->n_groups_init++) {
-        lane_group *g = &pp->groups[pp->n_groups_init];
-        pthread_mutex_init(&g->mu, NULL);
-        for (int j = 0; j < POLICY_POOL_MAX_LANES; j++) pthread_cond_init(&g->cv[j], NULL);
+    for (; pp->n_groups_init < threads; pp->n_groups_init++) {
+        if (lane_group_init(&pp->groups[pp->n_groups_init])) {
+            policy_pool_free(pp);
+            return sevo_fail(err, "policy pool: cannot create its locks");
+        }
     }
     for (; pp->n < n; pp->n++)
         if (policy_create(&pp->p[pp->n], m, tok, o, err)) {

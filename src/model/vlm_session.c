@@ -1,10 +1,12 @@
-/* vlm_session.c: single-sequence generation with a KV cache.
+/* vlm_session.c: generation with a KV cache, one sequence per session.
  *
  * A session owns the keys and values of every decoder layer for up to max_len
  * positions, the image features of its current image, and scratch for the rows being
  * fed. Feeding n tokens runs the same block code as training (block_forward) with the
  * cache attached, so generation and training compute the same function; a test
- * checks that tokens generated with the cache equal those recomputed from scratch. */
+ * checks that tokens generated with the cache equal those recomputed from scratch.
+ * vlm_sessions_step feeds one token to each of several sessions as one batch (the
+ * same block halves, each row attending to its own cache), bitwise as one at a time. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +24,9 @@ struct vlm_session {
     int *ids;          /* [max_len] tokens fed so far */
     int *pos;          /* [max_len] */
     float *kc, *vc;    /* [L, max_len, Dkv] */
-    float *x;          /* [max_len, D] residual stream of the rows being fed */
-    float *mem;        /* block activations for max_len rows (reused by every layer) */
+    float *x;          /* [rows, D] residual stream of the rows being fed; rows =
+                        * max(max_len, VLM_STEP_MAX_ROWS): a prompt or a batched step */
+    float *mem;        /* block activations for those rows (reused by every layer) */
     block_acts acts;
     float *attn_scratch;
     float *hidden, *norm_tmp, *logits;
@@ -159,7 +162,8 @@ int vlm_session_feed(vlm_session *s, const int *ids, int n, sevo_error *err) {
  * (products of up to LINEAR_FEW_ROWS rows are dot products row by row; norms, rope and
  * activations are per row or per element), so each session ends exactly as
  * vlm_session_feed(ss[i], &ids[i], 1) would leave it; tests/model/test_vlm.c checks the
- * bits. The rows' scratch is ss[0]'s. At most VLM_STEP_MAX_ROWS rows at a time. */
+ * bits. The rows' activations are ss[0]'s, each row's attention scratch its own
+ * session's. At most VLM_STEP_MAX_ROWS rows at a time. */
 static void sessions_step_rows(vlm_session *const *ss, const int *ids, int n) {
     vlm_session *s0 = ss[0];
     vlm *m = s0->m;
@@ -180,8 +184,9 @@ static void sessions_step_rows(vlm_session *const *ss, const int *ids, int n) {
             float *kc = s->kc + (size_t)l * s->max_len * Dkv, *vc = s->vc + (size_t)l * s->max_len * Dkv;
             memcpy(kc + (size_t)s->len * Dkv, a->k + (size_t)i * Dkv, Dkv * sizeof(float));
             memcpy(vc + (size_t)s->len * Dkv, a->v + (size_t)i * Dkv, Dkv * sizeof(float));
+            /* row i's own scratch: it is sized for its session's max_len */
             attention_cached_forward(a->ao + (size_t)i * D, a->q + (size_t)i * D, kc, vc, 1, s->len + 1, H, g->KVH,
-                                     hd, s0->attn_scratch);
+                                     hd, s->attn_scratch);
         }
         block_out_forward(g, &m->w.tblocks[l], a, n);
         memcpy(s0->x, a->x_out, (size_t)n * D * sizeof(float));

@@ -248,7 +248,8 @@ static void test_kv_cache_matches_full_forward(void **state) {
 
 /* A batched step (vlm_sessions_step) leaves every session bitwise as feeding its token
  * alone does, whatever the other rows: sessions of different lengths, with and without
- * an image, 1 to 5 at a time (5 is two batches), on both architecture variants (whose
+ * an image (image tokens among the stepped ones), 1 to 5 at a time (5 is two batches),
+ * on both architecture variants (whose
  * widths, 16 and 24, are not multiples of a vector, so rows start inside vectors). */
 static void check_batched_step(int variant) {
     vlm_config c;
@@ -266,9 +267,10 @@ static void check_batched_step(int variant) {
         int prompt[16], n = 0;
         prompt[n++] = 2;
         if (i % 2 == 0) {
+            /* two of the image's four patches here, the other two in the steps */
             vlm_session_set_image(batched[i], f.images);
             vlm_session_set_image(alone[i], f.images);
-            for (int p = 0; p < 4; p++) prompt[n++] = 4;
+            for (int p = 0; p < 2; p++) prompt[n++] = 4;
         }
         for (int k = 0; k < 3 + 2 * i; k++) prompt[n++] = 5 + (7 * i + 3 * k) % (VOCAB - 5);
         assert_int_equal(vlm_session_feed(batched[i], prompt, n, &err), 0);
@@ -277,7 +279,7 @@ static void check_batched_step(int variant) {
     for (int step = 0; step < 8; step++) {
         int n = 1 + step % NS, ids[NS];
         for (int i = 0; i < n; i++) {
-            ids[i] = 5 + (step * 5 + i * 11) % (VOCAB - 5);
+            ids[i] = step < 2 && i % 2 == 0 ? 4 : 5 + (step * 5 + i * 11) % (VOCAB - 5);
             assert_int_equal(vlm_session_check_feed(batched[i], &ids[i], 1, &err), 0);
             assert_int_equal(vlm_session_feed(alone[i], &ids[i], 1, &err), 0);
         }
@@ -313,7 +315,7 @@ static void test_check_feed(void **state) {
     sevo_error err;
     vlm_session *s = NULL;
     assert_int_equal(vlm_session_create(&s, m, 6, &err), 0);
-    int ok[2] = {2, 5}, bad_id[1] = {VOCAB}, image[1] = {4}, many[7] = {2, 5, 5, 5, 5, 5, 5};
+    int ok[2] = {2, 5}, bad_id[1] = {VOCAB}, image[5] = {4, 4, 4, 4, 4}, many[7] = {2, 5, 5, 5, 5, 5, 5};
     assert_int_equal(vlm_session_check_feed(s, ok, 2, &err), 0);
     assert_int_equal(vlm_session_check_feed(s, bad_id, 1, &err), -1);
     assert_non_null(strstr(err.msg, "outside the vocabulary"));
@@ -322,6 +324,16 @@ static void test_check_feed(void **state) {
     assert_int_equal(vlm_session_check_feed(s, many, 7, &err), -1);
     assert_non_null(strstr(err.msg, "exceeds"));
     assert_int_equal(vlm_session_len(s), 0);
+    /* with an image: its four patches, not a fifth, counting those already fed */
+    fixture f;
+    make_batch(&f, 6);
+    vlm_session_set_image(s, f.images);
+    assert_int_equal(vlm_session_check_feed(s, image, 4, &err), 0);
+    assert_int_equal(vlm_session_check_feed(s, image, 5, &err), -1);
+    assert_non_null(strstr(err.msg, "more image tokens"));
+    assert_int_equal(vlm_session_feed(s, image, 3, &err), 0);
+    assert_int_equal(vlm_session_check_feed(s, image, 1, &err), 0);
+    assert_int_equal(vlm_session_check_feed(s, image, 2, &err), -1);
     vlm_session_free(s);
     vlm_free(m);
 }
