@@ -16,6 +16,7 @@
 
 #include "core/fsutil.h"
 #include "core/jsonutil.h"
+#include "data/answer.h"
 #include "data/jsonl.h"
 #include "core/strbuf.h"
 
@@ -77,11 +78,26 @@ static char *strip_image_tag(const char *s, sevo_error *err) {
     return out;
 }
 
-/* An error unless s holds more than whitespace: an empty answer would be scored right
- * whenever the model says nothing, and an empty question asks nothing. */
+/* An error unless s holds more than whitespace: an empty question asks nothing. */
 static int nonblank(const char *s, const char *key, sevo_error *err) {
     while (is_space(*s)) s++;
     return *s ? 0 : sevo_fail(err, "field '%s': empty", key);
+}
+
+/* An error unless the answer keeps a word once normalised (data/answer.h): one that
+ * normalises to nothing ("", "?", "...") would be scored right whenever the model says
+ * nothing, and would make every label built on the answer check (Valid(c), the gate's
+ * y_k, r_ans) reward silence. */
+static int answerable(const char *a, const char *key, sevo_error *err) {
+    if (nonblank(a, key, err)) return -1;
+    size_t n = strlen(a) + 1;
+    char *norm = malloc(n);
+    if (!norm) return sevo_fail(err, "out of memory (answer)"), FATAL;
+    answer_normalize(a, norm, n);
+    int empty = norm[0] == '\0';
+    free(norm);
+    return empty ? sevo_fail(err, "field '%s': no letter or digit in \"%s\" (it would match an empty answer)", key, a)
+                 : 0;
 }
 
 /* The fields shared by every sample of a line. */
@@ -224,13 +240,23 @@ static int parse_conversations(const cJSON *conv, const sevo_sample *tmpl, sampl
                              "field 'conversations[%d]': a human turn without a gpt reply "
                              "after it",
                              i);
+        char qkey[48], akey[48];
+        snprintf(qkey, sizeof qkey, "conversations[%d].value", i);
+        snprintf(akey, sizeof akey, "conversations[%d].value", i + 1);
         char *q = strip_image_tag(value[0], err);
         char *a = q ? dup_str(value[1], err) : NULL;
         if (!a) {
             free(q);
             return FATAL;
         }
-        int rc = push(l, tmpl, q, a, err);
+        int rc = nonblank(q, qkey, err);
+        if (!rc) rc = answerable(a, akey, err);
+        if (rc) {
+            free(q);
+            free(a);
+            return rc;
+        }
+        rc = push(l, tmpl, q, a, err);
         if (rc) return rc;
         i++; /* the gpt turn is consumed */
     }
@@ -252,7 +278,7 @@ static int parse_object(void *ctx, const cJSON *obj, const char *dir, int line, 
         char *q = NULL, *a = NULL;
         if ((rc = jsonl_req_string(obj, "question", &q, err)) != 0 ||
             (rc = jsonl_req_string(obj, "answer", &a, err)) != 0 ||
-            (rc = nonblank(q, "question", err)) != 0 || (rc = nonblank(a, "answer", err)) != 0) {
+            (rc = nonblank(q, "question", err)) != 0 || (rc = answerable(a, "answer", err)) != 0) {
             free(q);
             free(a);
             goto done;

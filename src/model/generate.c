@@ -327,7 +327,9 @@ static int reason_and_answer(vlm_policy *p, int stop, int max_steps, step_gate_f
         r->n_steps++;
         if (gate) r->n_scores = r->n_steps;
         if (gate && gate(gate_ctx, r->n_steps, vlm_session_hidden(p->s), &r->scores[r->n_steps - 1])) {
-            r->exit_type = EXIT_EARLY;
+            /* early only if the gate cut the reasoning short: where the model ends the
+             * step with <answer> itself, it would have answered there without the gate */
+            if (stop == p->ids.step) r->exit_type = EXIT_EARLY;
             break;
         }
     }

@@ -32,6 +32,9 @@ int sample_token(const float *logits, int V, const gen_options *o, sevo_rng *rng
 #define TRACE_MAX_STEPS 16
 #define TRACE_TEXT 512
 
+/* How a trace's reasoning ended: the model answered by itself (model_end; also when a
+ * step ran out of tokens), it reached the step limit (max_steps), or the gate stopped it
+ * at a step after which the model would have reasoned on (early). */
 typedef enum { EXIT_MODEL_END = 0, EXIT_MAX_STEPS = 1, EXIT_EARLY = 2 } trace_exit;
 const char *trace_exit_name(trace_exit e);
 

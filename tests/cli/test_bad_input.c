@@ -401,6 +401,9 @@ static void test_bad_data_lines(void **state) {
     expect_failure(f, sft, "train.jsonl:5: field 'answer': empty");
     write_train(f, "{\"image\": \"images/train_000001.png\", \"question\": \"\", \"answer\": \"yes\"}");
     expect_failure(f, sft, "train.jsonl:5: field 'question': empty");
+    /* an answer of punctuation only normalises to nothing, as an empty one does */
+    write_train(f, "{\"image\": \"images/train_000001.png\", \"question\": \"q ?\", \"answer\": \"?!\"}");
+    expect_failure(f, sft, "train.jsonl:5: field 'answer': no letter or digit in \"?!\"");
 }
 
 static void test_empty_data_file(void **state) {

@@ -201,6 +201,23 @@ static void test_bad_lines(void **state) {
                       "field 'caption': expected a string");
     expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \" \"}",
                       "field 'caption': empty");
+    /* answers that normalise to nothing would match an empty prediction */
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"...\"}",
+                      "field 'answer': no letter or digit in \"...\"");
+    expect_line_error(f, "{\"question\": \" \", \"answer\": \"a\"}", "field 'question': empty");
+    /* the same checks for each turn of a conversation */
+    expect_line_error(f,
+                      "{\"conversations\": [{\"from\": \"human\", \"value\": \"<image>\\nq\"}, "
+                      "{\"from\": \"gpt\", \"value\": \" \"}]}",
+                      "field 'conversations[1].value': empty");
+    expect_line_error(f,
+                      "{\"conversations\": [{\"from\": \"human\", \"value\": \"q\"}, "
+                      "{\"from\": \"gpt\", \"value\": \"!\"}]}",
+                      "field 'conversations[1].value': no letter or digit");
+    expect_line_error(f,
+                      "{\"conversations\": [{\"from\": \"human\", \"value\": \"<image>\"}, "
+                      "{\"from\": \"gpt\", \"value\": \"a\"}]}",
+                      "field 'conversations[0].value': empty");
 }
 
 static void test_skip_bad_lines(void **state) {
