@@ -9,5 +9,5 @@
 # (e.g. --seed 7 --output_dir out7 ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh
+scripts/build.sh sevo
 exec build/sevo pipeline --config "${CONFIG:-configs/tiny.json}" "$@"

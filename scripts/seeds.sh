@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=("$@")
 [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42 7 1)
-scripts/build.sh >/dev/null
+scripts/build.sh sevo >/dev/null
 tables=()
 ablations=()
 for s in "${SEEDS[@]}"; do

@@ -24,7 +24,7 @@ for f in "$src/sft_ckpt/model.safetensors" "$src/ipr_data/preferences.jsonl" \
   "$src/hsr_ee_ckpt/confidence_head.safetensors" "$src/eval_results/results.md"; do
   [ -f "$f" ] || { echo "tune-sr-dpo.sh: $f is missing: run the pipeline for seed $seed first" >&2; exit 1; }
 done
-scripts/build.sh >/dev/null
+scripts/build.sh sevo >/dev/null
 mkdir -p "$out"
 if [ ! -f "$out/eval/results.md" ]; then
   prefs="$src/ipr_data/preferences.jsonl"
