@@ -89,7 +89,8 @@ static int nonblank(const char *s, const char *key, sevo_error *err) {
  * nothing, and would make every label built on the answer check (Valid(c), the gate's
  * y_k, r_ans) reward silence. */
 static int answerable(const char *a, const char *key, sevo_error *err) {
-    if (nonblank(a, key, err)) return -1;
+    int rc = nonblank(a, key, err);
+    if (rc) return rc;
     size_t n = strlen(a) + 1;
     char *norm = malloc(n);
     if (!norm) return sevo_fail(err, "out of memory (answer)"), FATAL;
