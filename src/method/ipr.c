@@ -171,14 +171,16 @@ static int ipr_done(void *ctx, int i, int slot, sevo_error *err) {
     if (r->outcome == IPR_REFINED &&
         preference_write(x->pairs, rel, s->question, s->answer, r->refined, r->initial, r->iteration, err))
         return -1;
-    if (r->outcome == IPR_FAILED && x->failed && !is_blank(r->initial)) {
+    /* every failed sample is kept when asked (DESIGN: kept, with no pair), a blank c_0
+     * too, which was never refined because it cannot be a pair's rejected side */
+    if (r->outcome == IPR_FAILED && x->failed) {
         cJSON *j = cJSON_CreateObject();
         char *line = NULL;
         if (j && cJSON_AddStringToObject(j, "image_path", rel) && cJSON_AddStringToObject(j, "question", s->question) &&
             cJSON_AddStringToObject(j, "ground_truth", s->answer) &&
             cJSON_AddStringToObject(j, "rejected", r->initial) &&
             cJSON_AddStringToObject(j, "last_refinement", r->refined) &&
-            cJSON_AddNumberToObject(j, "iteration", x->o->max_refinement))
+            cJSON_AddNumberToObject(j, "iteration", is_blank(r->initial) ? 0 : x->o->max_refinement))
             line = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         if (!line) return sevo_fail(err, "out of memory (failed sample)");
