@@ -125,6 +125,8 @@ static const key_def KEYS[] = {
         .check = check_loss_type),
     KEY("sr_dpo.rpo_alpha", T_FLOAT, sr_dpo.rpo_alpha, .flags = GE, .lo = 0, .dflt = "0"),
     KEY("sr_dpo.dpop_lambda", T_FLOAT, sr_dpo.dpop_lambda, .flags = GE, .lo = 0, .dflt = "0"),
+    KEY("sr_dpo.image_preference_weight", T_FLOAT, sr_dpo.image_preference_weight, .flags = GE, .lo = 0,
+        .dflt = "0"),
 
     KEY("sft.num_epochs", T_INT, sft.num_epochs, .flags = GE, .lo = 1, .dflt = "1"),
     KEY("sft.learning_rate", T_FLOAT, sft.learning_rate, .flags = GT, .lo = 0, .dflt = "5e-5"),

@@ -22,11 +22,13 @@ typedef struct dpo_ctx {
     int n_pairs, row_len, pad_id;
     dpo_settings set;
     double rpo_alpha;
+    double image_weight; /* mDPO's conditional term (sr_dpo.image_preference_weight) */
     double *ref;   /* [n_pairs * EX_PER_PAIR]: log π_ref of every example */
     float *logp, *dlogp;
     int *idx;      /* scratch: example indices of a micro-batch */
     double *pol_c, *pol_r, *ref_c, *ref_r, *g_c, *g_r; /* scratch per micro-batch pair */
-    double *lp;    /* scratch: sequence log-probs of a micro-batch, 2 per pair */
+    double *lp;    /* scratch: sequence log-probs of a micro-batch, up to 3 per pair */
+    double *pol_b, *ref_b, *g_cc, *g_b; /* scratch per pair: the conditional term's (image_preference) */
 } dpo_ctx;
 
 /* "<perceive> |" prompt, then y and the <step> that ends a perception (both trained). */
@@ -91,12 +93,30 @@ static int reference_logps(dpo_ctx *x, vlm *m, int batch_size, sevo_error *err) 
 
 enum {
     M_LOSS, M_ACC, M_MARGIN, M_CHOSEN, M_REJECTED, M_LOGP_C, M_LOGP_R, M_GRAD_W, M_NLL, M_IMG_MARGIN,
-    M_IMG_LOGP_C, M_IMG_LOGP_R, M_COUNT
+    M_IMG_LOGP_C, M_IMG_LOGP_R, M_IMG_PREF, M_COUNT
 };
 static const char *const METRIC_NAMES[M_COUNT] = {
     "loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "logps/chosen",
     "logps/rejected", "gradient_weight", "nll_loss", "rewards/imageless_margins", "logps/imageless_chosen",
-    "logps/imageless_rejected"};
+    "logps/imageless_rejected", "image_preference_loss"};
+
+/* mDPO's conditional preference (Wang et al. 2024): the same chosen text with the real
+ * image preferred over the blank one, so that the policy cannot raise the chosen text's
+ * reward without the image. Plain sigmoid DPO at the trainer's beta, with x->pol_c and
+ * x->ref_c (set by the caller) as the preferred side and blank_logp[i] (the chosen text of
+ * pair i under the blank image, example blank_ex[i]) as the other. The mean loss into
+ * *loss; the gradients into grad_c and grad_b when they are not NULL. */
+static int image_preference(dpo_ctx *x, int n, const double *blank_logp, const int *blank_ex, double *grad_c,
+                            double *grad_b, double *loss, sevo_error *err) {
+    for (int i = 0; i < n; i++) x->ref_b[i] = x->ref[blank_ex[i]];
+    dpo_batch cb = {.policy_chosen_logp = x->pol_c, .policy_rejected_logp = blank_logp,
+                    .ref_chosen_logp = x->ref_c, .ref_rejected_logp = x->ref_b, .n = n};
+    dpo_settings cs = {.beta = x->set.beta, .loss_type = DPO_LOSS_SIGMOID};
+    dpo_metrics cm;
+    if (dpo_loss(&cb, &cs, grad_c, grad_b, &cm, err)) return -1;
+    *loss = cm.loss;
+    return 0;
+}
 
 static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start, int b0, int b1,
                     trainer_step_result *r, sevo_error *err) {
@@ -106,12 +126,16 @@ static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start
         const int *pairs = order + batch_start[b];
         int n = batch_start[b + 1] - batch_start[b];
         double w = (double)n / step_pairs; /* the step's loss is the mean over all its pairs */
+        /* with the conditional term (image_preference) the chosen text under the blank
+         * image is trained too: examples 2n..3n-1 */
+        int cond = x->image_weight > 0, n_ex = cond ? 3 * n : 2 * n;
         for (int i = 0; i < n; i++) {
             x->idx[2 * i] = EX_PER_PAIR * pairs[i] + EX_CHOSEN;
             x->idx[2 * i + 1] = EX_PER_PAIR * pairs[i] + EX_REJECTED;
+            if (cond) x->idx[2 * n + i] = EX_PER_PAIR * pairs[i] + EX_BLANK_CHOSEN;
         }
         double *lp = x->lp;
-        if (sequence_logps(x, m, x->idx, 2 * n, lp, err)) return -1;
+        if (sequence_logps(x, m, x->idx, n_ex, lp, err)) return -1;
         for (int i = 0; i < n; i++) {
             x->pol_c[i] = lp[2 * i];
             x->pol_r[i] = lp[2 * i + 1];
@@ -122,16 +146,21 @@ static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start
                         .ref_chosen_logp = x->ref_c, .ref_rejected_logp = x->ref_r, .n = n};
         dpo_metrics dm;
         if (dpo_loss(&db, &x->set, x->g_c, x->g_r, &dm, err)) return -1;
+        double cond_loss;
+        if (cond) {
+            if (image_preference(x, n, lp + 2 * n, x->idx + 2 * n, x->g_cc, x->g_b, &cond_loss, err)) return -1;
+            for (int i = 0; i < n; i++) x->g_c[i] += x->image_weight * x->g_cc[i];
+        }
         /* d(step loss)/d(token log-prob) = the sequence's gradient, on each of its
          * targets; with RPO, the chosen texts' mean token NLL adds -alpha/(n len) */
         int N = x->bb.b.B * x->bb.b.T;
         memset(x->dlogp, 0, (size_t)N * sizeof *x->dlogp);
         double nll = 0;
-        for (int i = 0; i < 2 * n; i++) {
+        for (int i = 0; i < n_ex; i++) {
             const train_example *e = &x->es.ex[x->idx[i]];
             int s0 = x->bb.ex_start[i], len = e->n, n_targets = e->n_targets;
-            double g = i % 2 ? x->g_r[i / 2] : x->g_c[i / 2];
-            if (i % 2 == 0 && n_targets > 0) {
+            double g = i >= 2 * n ? x->image_weight * x->g_b[i - 2 * n] : i % 2 ? x->g_r[i / 2] : x->g_c[i / 2];
+            if (i < 2 * n && i % 2 == 0 && n_targets > 0) {
                 nll += -lp[i] / n_targets / n;
                 g -= x->rpo_alpha / ((double)n_targets * n);
             }
@@ -156,7 +185,14 @@ static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start
             r->metrics[M_IMG_MARGIN] += w / n * x->set.beta * (hc - hr);
             r->metrics[M_IMG_LOGP_C] += w / n * lp[2 * i];
             r->metrics[M_IMG_LOGP_R] += w / n * lp[2 * i + 1];
+            x->pol_b[i] = lp[2 * i];
+            x->idx[i] = x->idx[2 * i]; /* the blank chosen examples, compacted in place */
         }
+        /* the conditional term's value, logged whether or not it is trained (the weights
+         * have not moved since the gradient's forward) */
+        if (image_preference(x, n, x->pol_b, x->idx, NULL, NULL, &cond_loss, err)) return -1;
+        r->metrics[M_IMG_PREF] += w * cond_loss;
+        r->metrics[M_LOSS] += w * x->image_weight * cond_loss;
     }
     return 0;
 }
@@ -177,6 +213,7 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
         return sevo_fail(err, "sr_dpo.label_smoothing %g: applies to loss_type sigmoid only (got %s)",
                          h->label_smoothing, h->loss_type);
     x.rpo_alpha = h->rpo_alpha;
+    x.image_weight = h->image_preference_weight;
     x.set = (dpo_settings){.beta = h->beta, .label_smoothing = h->label_smoothing, .loss_type = (dpo_loss_type)lt,
                            .dpop_lambda = h->dpop_lambda};
     if (preferences_load_jsonl(&prefs, o->preference_path, o->skip_bad_lines, err)) return -1;
@@ -196,7 +233,7 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
     x.logp = malloc(max_tokens * sizeof *x.logp);
     x.dlogp = malloc(max_tokens * sizeof *x.dlogp);
     x.idx = malloc((size_t)mb * sizeof *x.idx);
-    double *scratch = malloc((size_t)8 * h->batch_size * sizeof *scratch);
+    double *scratch = malloc((size_t)13 * h->batch_size * sizeof *scratch);
     if (!x.ref || !x.logp || !x.dlogp || !x.idx || !scratch) {
         free(scratch);
         sevo_fail(err, "out of memory (SR-DPO buffers)");
@@ -209,6 +246,10 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
     x.g_c = scratch + 4 * h->batch_size;
     x.g_r = scratch + 5 * h->batch_size;
     x.lp = scratch + 6 * h->batch_size;
+    x.pol_b = scratch + 9 * h->batch_size;
+    x.ref_b = scratch + 10 * h->batch_size;
+    x.g_cc = scratch + 11 * h->batch_size;
+    x.g_b = scratch + 12 * h->batch_size;
     /* π_ref = the starting weights, measured before any step (and before a resumed
      * checkpoint replaces them) */
     if (reference_logps(&x, m, h->batch_size, err)) goto done;

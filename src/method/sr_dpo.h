@@ -7,7 +7,9 @@
  * computed once, before the first step. Every step also measures the pairs under a
  * blank image (`rewards/imageless_margins`, `logps/imageless_*`): when the margin
  * survives without the image, the policy has learnt a language preference rather than
- * a visual one (the failure mDPO describes). */
+ * a visual one (the failure mDPO describes). sr_dpo.image_preference_weight > 0 adds
+ * mDPO's remedy, its conditional preference: the chosen text with the real image over
+ * the same text with the blank image; `image_preference_loss` logs it in every run. */
 #ifndef SEVO_METHOD_SR_DPO_H
 #define SEVO_METHOD_SR_DPO_H
 

@@ -2,7 +2,8 @@
  * the true perception, rejected = a wrong one). At the first step the policy is the
  * reference, so the loss is log 2 with zero margins (to rounding: the reference
  * log-probs come from differently packed batches); training drives the reward
- * accuracy up and the margins apart; RPO adds the chosen texts' NLL to the loss; a run
+ * accuracy up and the margins apart; RPO adds the chosen texts' NLL to the loss, and
+ * mDPO's conditional term its own (trained down); a run
  * resumed from an intermediate checkpoint ends with bitwise the same weights; and a
  * label smoothing that only the sigmoid loss has is refused. */
 #include <setjmp.h>
@@ -143,6 +144,33 @@ static void test_rpo_adds_the_chosen_nll(void **state) {
     cJSON_Delete(m[0]);
 }
 
+/* mDPO's conditional term: logged with or without training it, log 2 at the first step
+ * (policy = reference), added to the loss with its weight, and, trained, lower after 12
+ * steps than the same run without it: the chosen text becomes likelier with the real
+ * image than with the blank one, relative to the reference. */
+static void test_image_preference_term(void **state) {
+    (void)state;
+    double last[2];
+    for (int k = 0; k < 2; k++) {
+        sevo_config c;
+        dpo_config(&c);
+        c.sr_dpo.image_preference_weight = k ? 2.0f : 0.0f;
+        char out[128];
+        snprintf(out, sizeof out, "%s/mdpo%d", g_dir, k);
+        sevo_error err;
+        if (run_dpo(&c, out, 12, 0, &err)) fail_msg("%s", err.msg);
+        cJSON *m[16];
+        int n = read_metrics(out, m, 16);
+        assert_int_equal(n, 12);
+        assert_true(fabs(num(m[0], "image_preference_loss") - log(2.0)) < 1e-5);
+        assert_true(fabs(num(m[0], "loss") - (1 + 2 * k) * log(2.0)) < 1e-5);
+        last[k] = num(m[n - 1], "image_preference_loss");
+        for (int i = 0; i < n; i++) cJSON_Delete(m[i]);
+    }
+    printf("image_preference_loss after 12 steps: %.4f untrained, %.4f trained\n", last[0], last[1]);
+    assert_true(last[1] < last[0] - 0.02);
+}
+
 static void test_resume_is_bitwise_identical(void **state) {
     (void)state;
     sevo_config c;
@@ -186,6 +214,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_starts_at_log2_and_learns_the_pairs),
         cmocka_unit_test(test_rpo_adds_the_chosen_nll),
+        cmocka_unit_test(test_image_preference_term),
         cmocka_unit_test(test_resume_is_bitwise_identical),
         cmocka_unit_test(test_refuses_smoothing_without_sigmoid),
     };
