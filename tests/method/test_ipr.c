@@ -2,7 +2,7 @@
  * outcomes; a run over a small trained world keeps its books (every sample counted
  * once, one pair per refined sample, pairs that read back with their images), writes
  * the failed samples when asked to keep them, and gives byte-identical files when run
- * twice. */
+ * twice; a model whose perceptions are blank gives failures kept unrefined, no pairs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +18,8 @@
 #include "core/fsutil.h"
 #include "data/preferences.h"
 #include "method/ipr.h"
+#include "model/checkpoint.h"
+#include "model/vlm.h"
 #include "../test_util.h"
 #include "../test_world.h"
 
@@ -94,19 +96,26 @@ static void test_stats_by_hand(void **state) {
     cJSON_Delete(j);
 }
 
-static void run_ipr(const char *out, int keep_failed, ipr_stats *st) {
+/* IPR with the model in g_dir/<model>, over the first n train samples. */
+static void run_ipr_with(const char *model_name, const char *out, int keep_failed, int n, float temperature,
+                         ipr_stats *st) {
     sevo_config c;
     test_world_config(&c, 8);
     c.ipr.discard_failed_samples = !keep_failed;
     char model[128], data[128];
-    snprintf(model, sizeof model, "%s/sft", g_dir);
+    snprintf(model, sizeof model, "%s/%s", g_dir, model_name);
     snprintf(data, sizeof data, "%s/data/train.jsonl", g_dir);
     ipr_options o = {.cfg = &c, .model_path = model, .data_path = data, .output_dir = out, .max_refinement = 2,
-                     .max_samples = 100};
+                     .max_samples = n};
     gen_options_default(&o.gen);
-    o.gen.temperature = 0.7f; /* sampled perceptions and refinements; Valid stays greedy */
+    o.gen.temperature = temperature;
     sevo_error err;
     if (ipr_run(&o, st, &err)) fail_msg("ipr_run: %s", err.msg);
+}
+
+static void run_ipr(const char *out, int keep_failed, ipr_stats *st) {
+    /* sampled perceptions and refinements; Valid stays greedy */
+    run_ipr_with("sft", out, keep_failed, 100, 0.7f, st);
 }
 
 static void test_run_keeps_its_books(void **state) {
@@ -161,10 +170,56 @@ static void test_run_keeps_its_books(void **state) {
     }
 }
 
+/* A model that can only describe nothing: with the final norm's weights at zero every
+ * logit is 0, and greedy decoding's tie goes to the lowest id, a special token that
+ * either ends the perception or decodes to nothing. A blank c_0 is never valid and is
+ * never refined (it could not be a pair's rejected side): every sample is a failure,
+ * kept in failed_samples.jsonl with iteration 0 and no pair. */
+static void test_blank_perception_is_kept_unrefined(void **state) {
+    (void)state;
+    char src[128], dst[128], out[128], p[256];
+    snprintf(src, sizeof src, "%s/sft", g_dir);
+    snprintf(dst, sizeof dst, "%s/blank", g_dir);
+    snprintf(out, sizeof out, "%s/ipr_blank", g_dir);
+    vlm *m = NULL;
+    sevo_tokenizer *tok = NULL;
+    sevo_error err;
+    if (checkpoint_load_model(src, &m, &tok, &err)) fail_msg("%s", err.msg);
+    const vlm_tensor *t = vlm_find_tensor(m, "language_model.model.norm.weight");
+    assert_non_null(t);
+    memset(vlm_params(m) + t->offset, 0, t->numel * sizeof(float));
+    if (checkpoint_save_model(dst, m, tok, &err)) fail_msg("%s", err.msg);
+    vlm_free(m);
+    tokenizer_free(tok);
+    ipr_stats s;
+    run_ipr_with("blank", out, 1, 6, 0.0f, &s);
+    assert_int_equal(s.total_samples, 6);
+    assert_int_equal(s.initially_correct, 0);
+    assert_int_equal(s.refined_failed, 6);
+    assert_int_equal(s.pairs_generated, 0);
+    snprintf(p, sizeof p, "%s/preferences.jsonl", out);
+    assert_int_equal(test_count_lines(p), 0);
+    snprintf(p, sizeof p, "%s/failed_samples.jsonl", out);
+    char *text = NULL;
+    assert_int_equal(sevo_read_file(p, &text, NULL, &err), 0);
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "rejected")->valuestring, "");
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "last_refinement")->valuestring, "");
+        assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "iteration")->valueint, 0);
+        cJSON_Delete(j);
+    }
+    free(text);
+    assert_int_equal(lines, 6);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_by_hand),
         cmocka_unit_test(test_run_keeps_its_books),
+        cmocka_unit_test(test_blank_perception_is_kept_unrefined),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
