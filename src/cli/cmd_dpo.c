@@ -26,7 +26,7 @@ int cmd_dpo(int argc, char **argv) {
         {"weight_decay", FLAG_CONFIG, NULL, "sr_dpo.weight_decay", "AdamW weight decay"},
         {"label_smoothing", FLAG_CONFIG, NULL, "sr_dpo.label_smoothing", "robust DPO: assumed label noise in [0, 0.5)"},
         {"dpop_lambda", FLAG_CONFIG, NULL, "sr_dpo.dpop_lambda", "DPO-Positive: penalty on the chosen falling below the reference (0 = off)"},
-        {"image_preference_weight", FLAG_CONFIG, NULL, "sr_dpo.image_preference_weight", "mDPO's conditional term: the chosen text with the real image preferred over the blank image (0 = off)"},
+        {"image_preference_weight", FLAG_CONFIG, NULL, "sr_dpo.image_preference_weight", "mDPO's conditional term: the chosen text with its image preferred over a masked copy (0 = off)"},
         {"loss_type", FLAG_CONFIG, NULL, "sr_dpo.loss_type", "sigmoid, ipo or hinge"},
         {"logging_steps", FLAG_CONFIG, NULL, "logging_steps", "log every N steps"},
         {"save_steps", FLAG_CONFIG, NULL, "save_steps", "checkpoint every N steps"},

@@ -12,9 +12,13 @@
 #include "train/examples.h"
 #include "train/trainer.h"
 
-/* Examples: pair i is 4i (chosen), 4i+1 (rejected) with its image, and 4i+2, 4i+3 the
- * same texts with the blank image. */
-enum { EX_CHOSEN = 0, EX_REJECTED = 1, EX_BLANK_CHOSEN = 2, EX_BLANK_REJECTED = 3, EX_PER_PAIR = 4 };
+/* Examples: with k = per_pair, pair i is ki (chosen), ki+1 (rejected) with its image,
+ * ki+2, ki+3 the same texts with the blank image, and, with the conditional term on
+ * (k = 5), ki+4 the chosen text with the masked image. */
+enum { EX_CHOSEN = 0, EX_REJECTED = 1, EX_BLANK_CHOSEN = 2, EX_BLANK_REJECTED = 3, EX_MASKED_CHOSEN = 4 };
+
+/* The conditional term's corrupted image keeps this share of the image's patches. */
+#define MASK_KEEP 0.2
 
 typedef struct dpo_ctx {
     example_set es;
@@ -23,12 +27,13 @@ typedef struct dpo_ctx {
     dpo_settings set;
     double rpo_alpha;
     double image_weight; /* mDPO's conditional term (sr_dpo.image_preference_weight) */
-    double *ref;   /* [n_pairs * EX_PER_PAIR]: log π_ref of every example */
+    int per_pair;        /* examples per pair: 4, or 5 with the conditional term */
+    double *ref;   /* [n_pairs * per_pair]: log π_ref of every example */
     float *logp, *dlogp;
     int *idx;      /* scratch: example indices of a micro-batch */
     double *pol_c, *pol_r, *ref_c, *ref_r, *g_c, *g_r; /* scratch per micro-batch pair */
     double *lp;    /* scratch: sequence log-probs of a micro-batch, up to 3 per pair */
-    double *pol_b, *ref_b, *g_cc, *g_b; /* scratch per pair: the conditional term's (image_preference) */
+    double *ref_m, *g_cc, *g_m; /* scratch per pair: the conditional term's (image_preference) */
 } dpo_ctx;
 
 /* "<perceive> |" prompt, then y and the <step> that ends a perception (both trained). */
@@ -43,11 +48,14 @@ static int add_example(example_set *es, const prompt_ids *p, const sevo_tokenize
 }
 
 static int build_examples(dpo_ctx *x, const sevo_preferences *prefs, const sevo_tokenizer *tok, const vlm_config *c,
-                          int max_len, sevo_error *err) {
+                          int max_len, uint64_t seed, sevo_error *err) {
     prompt_ids p;
     if (prompt_ids_resolve(&p, tok, err)) return -1;
     int P = vlm_config_num_patches(c), blank;
     if (example_set_blank_image(&x->es, &blank, err)) return -1;
+    /* each pair's own mask, the same in every run with this seed */
+    sevo_rng r;
+    sevo_rng_seed(&r, seed, 0x6d61736bu);
     tokseq q;
     tokseq_init(&q);
     int rc = 0;
@@ -62,6 +70,11 @@ static int build_examples(dpo_ctx *x, const sevo_preferences *prefs, const sevo_
              add_example(&x->es, &p, tok, P, s->question, s->rejected, img, max_len, &q, err) ||
              add_example(&x->es, &p, tok, P, s->question, s->chosen, blank, max_len, &q, err) ||
              add_example(&x->es, &p, tok, P, s->question, s->rejected, blank, max_len, &q, err);
+        if (!rc && x->per_pair > EX_MASKED_CHOSEN) {
+            int masked;
+            rc = example_set_masked_image(&x->es, img, c->image_size, c->patch_size, MASK_KEEP, &r, &masked, err) ||
+                 add_example(&x->es, &p, tok, P, s->question, s->chosen, masked, max_len, &q, err);
+        }
     }
     tokseq_free(&q);
     return rc ? -1 : 0;
@@ -82,9 +95,9 @@ static int sequence_logps(dpo_ctx *x, vlm *m, const int *idx, int n, double *out
 
 /* π_ref's log-probs of every example, in batches of batch_size pairs. */
 static int reference_logps(dpo_ctx *x, vlm *m, int batch_size, sevo_error *err) {
-    int n = x->n_pairs * EX_PER_PAIR;
-    for (int a = 0; a < n; a += batch_size * EX_PER_PAIR) {
-        int k = n - a < batch_size * EX_PER_PAIR ? n - a : batch_size * EX_PER_PAIR;
+    int n = x->n_pairs * x->per_pair, chunk = batch_size * x->per_pair;
+    for (int a = 0; a < n; a += chunk) {
+        int k = n - a < chunk ? n - a : chunk;
         for (int i = 0; i < k; i++) x->idx[i] = a + i;
         if (sequence_logps(x, m, x->idx, k, x->ref + a, err)) return -1;
     }
@@ -100,20 +113,22 @@ static const char *const METRIC_NAMES[M_COUNT] = {
     "logps/rejected", "gradient_weight", "nll_loss", "rewards/imageless_margins", "logps/imageless_chosen",
     "logps/imageless_rejected", "image_preference_loss"};
 
-/* mDPO's conditional preference (Wang et al. 2024): the same chosen text with the real
- * image preferred over the blank one, so that the policy cannot raise the chosen text's
- * reward without the image. Plain sigmoid DPO at the trainer's beta, with x->pol_c and
- * x->ref_c (set by the caller) as the preferred side and blank_logp[i] (the chosen text of
- * pair i under the blank image, example blank_ex[i]) as the other. The mean loss into
- * *loss; the gradients into grad_c and grad_b when they are not NULL. */
-static int image_preference(dpo_ctx *x, int n, const double *blank_logp, const int *blank_ex, double *grad_c,
-                            double *grad_b, double *loss, sevo_error *err) {
-    for (int i = 0; i < n; i++) x->ref_b[i] = x->ref[blank_ex[i]];
-    dpo_batch cb = {.policy_chosen_logp = x->pol_c, .policy_rejected_logp = blank_logp,
-                    .ref_chosen_logp = x->ref_c, .ref_rejected_logp = x->ref_b, .n = n};
+/* mDPO's conditional preference (Wang et al. 2024): the same chosen text with its image
+ * preferred over a corrupted copy of the image, so that the chosen text's reward cannot
+ * rise without what is in the image. The corruption keeps a random MASK_KEEP of the
+ * patches: a blank image would be a poor negative, since a model meets the term by
+ * recognising the blank input and lowering every text under it. Plain sigmoid DPO at
+ * the trainer's beta, with x->pol_c and x->ref_c (set by the caller) as the preferred
+ * side and masked_logp[i] (example masked_ex[i]) as the other; the mean loss into *loss,
+ * its gradients into grad_c and grad_m. */
+static int image_preference(dpo_ctx *x, int n, const double *masked_logp, const int *masked_ex, double *grad_c,
+                            double *grad_m, double *loss, sevo_error *err) {
+    for (int i = 0; i < n; i++) x->ref_m[i] = x->ref[masked_ex[i]];
+    dpo_batch cb = {.policy_chosen_logp = x->pol_c, .policy_rejected_logp = masked_logp,
+                    .ref_chosen_logp = x->ref_c, .ref_rejected_logp = x->ref_m, .n = n};
     dpo_settings cs = {.beta = x->set.beta, .loss_type = DPO_LOSS_SIGMOID};
     dpo_metrics cm;
-    if (dpo_loss(&cb, &cs, grad_c, grad_b, &cm, err)) return -1;
+    if (dpo_loss(&cb, &cs, grad_c, grad_m, &cm, err)) return -1;
     *loss = cm.loss;
     return 0;
 }
@@ -121,18 +136,18 @@ static int image_preference(dpo_ctx *x, int n, const double *blank_logp, const i
 static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start, int b0, int b1,
                     trainer_step_result *r, sevo_error *err) {
     dpo_ctx *x = vctx;
-    int step_pairs = batch_start[b1] - batch_start[b0];
+    int step_pairs = batch_start[b1] - batch_start[b0], k = x->per_pair;
     for (int b = b0; b < b1; b++) {
         const int *pairs = order + batch_start[b];
         int n = batch_start[b + 1] - batch_start[b];
         double w = (double)n / step_pairs; /* the step's loss is the mean over all its pairs */
-        /* with the conditional term (image_preference) the chosen text under the blank
-         * image is trained too: examples 2n..3n-1 */
-        int cond = x->image_weight > 0, n_ex = cond ? 3 * n : 2 * n;
+        /* with the conditional term the chosen text under the masked image is trained
+         * too: examples 2n..3n-1 */
+        int cond = k > EX_MASKED_CHOSEN, n_ex = cond ? 3 * n : 2 * n;
         for (int i = 0; i < n; i++) {
-            x->idx[2 * i] = EX_PER_PAIR * pairs[i] + EX_CHOSEN;
-            x->idx[2 * i + 1] = EX_PER_PAIR * pairs[i] + EX_REJECTED;
-            if (cond) x->idx[2 * n + i] = EX_PER_PAIR * pairs[i] + EX_BLANK_CHOSEN;
+            x->idx[2 * i] = k * pairs[i] + EX_CHOSEN;
+            x->idx[2 * i + 1] = k * pairs[i] + EX_REJECTED;
+            if (cond) x->idx[2 * n + i] = k * pairs[i] + EX_MASKED_CHOSEN;
         }
         double *lp = x->lp;
         if (sequence_logps(x, m, x->idx, n_ex, lp, err)) return -1;
@@ -146,20 +161,22 @@ static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start
                         .ref_chosen_logp = x->ref_c, .ref_rejected_logp = x->ref_r, .n = n};
         dpo_metrics dm;
         if (dpo_loss(&db, &x->set, x->g_c, x->g_r, &dm, err)) return -1;
-        double cond_loss;
+        double cond_loss = 0;
         if (cond) {
-            if (image_preference(x, n, lp + 2 * n, x->idx + 2 * n, x->g_cc, x->g_b, &cond_loss, err)) return -1;
+            if (image_preference(x, n, lp + 2 * n, x->idx + 2 * n, x->g_cc, x->g_m, &cond_loss, err)) return -1;
             for (int i = 0; i < n; i++) x->g_c[i] += x->image_weight * x->g_cc[i];
         }
         /* d(step loss)/d(token log-prob) = the sequence's gradient, on each of its
-         * targets; with RPO, the chosen texts' mean token NLL adds -alpha/(n len) */
+         * targets: DPO's (plus the conditional term's, weighted) on the chosen and
+         * rejected texts, the conditional term's on the masked-image chosen texts; with
+         * RPO, the chosen texts' mean token NLL adds -alpha/(n len) */
         int N = x->bb.b.B * x->bb.b.T;
         memset(x->dlogp, 0, (size_t)N * sizeof *x->dlogp);
         double nll = 0;
         for (int i = 0; i < n_ex; i++) {
             const train_example *e = &x->es.ex[x->idx[i]];
             int s0 = x->bb.ex_start[i], len = e->n, n_targets = e->n_targets;
-            double g = i >= 2 * n ? x->image_weight * x->g_b[i - 2 * n] : i % 2 ? x->g_r[i / 2] : x->g_c[i / 2];
+            double g = i >= 2 * n ? x->image_weight * x->g_m[i - 2 * n] : i % 2 ? x->g_r[i / 2] : x->g_c[i / 2];
             if (i < 2 * n && i % 2 == 0 && n_targets > 0) {
                 nll += -lp[i] / n_targets / n;
                 g -= x->rpo_alpha / ((double)n_targets * n);
@@ -167,17 +184,18 @@ static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start
             for (int t = s0; t < s0 + len; t++)
                 if (x->bb.targets[t] >= 0) x->dlogp[t] = (float)(w * g);
         }
-        dm.loss += x->rpo_alpha * nll;
+        dm.loss += x->rpo_alpha * nll + x->image_weight * cond_loss;
         vlm_backward(m, x->dlogp);
         r->tokens += N;
         double vals[] = {dm.loss, dm.rewards_accuracies, dm.rewards_margins, dm.rewards_chosen, dm.rewards_rejected,
                          dm.logps_chosen, dm.logps_rejected, dm.grad_weight};
-        for (int k = 0; k <= M_GRAD_W; k++) r->metrics[k] += w * vals[k];
+        for (int j = 0; j <= M_GRAD_W; j++) r->metrics[j] += w * vals[j];
         r->metrics[M_NLL] += w * nll;
+        if (cond) r->metrics[M_IMG_PREF] += w * cond_loss;
         /* the same pairs under the blank image (forward only, after the backward) */
         for (int i = 0; i < n; i++) {
-            x->idx[2 * i] = EX_PER_PAIR * pairs[i] + EX_BLANK_CHOSEN;
-            x->idx[2 * i + 1] = EX_PER_PAIR * pairs[i] + EX_BLANK_REJECTED;
+            x->idx[2 * i] = k * pairs[i] + EX_BLANK_CHOSEN;
+            x->idx[2 * i + 1] = k * pairs[i] + EX_BLANK_REJECTED;
         }
         if (sequence_logps(x, m, x->idx, 2 * n, lp, err)) return -1;
         for (int i = 0; i < n; i++) {
@@ -185,14 +203,7 @@ static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start
             r->metrics[M_IMG_MARGIN] += w / n * x->set.beta * (hc - hr);
             r->metrics[M_IMG_LOGP_C] += w / n * lp[2 * i];
             r->metrics[M_IMG_LOGP_R] += w / n * lp[2 * i + 1];
-            x->pol_b[i] = lp[2 * i];
-            x->idx[i] = x->idx[2 * i]; /* the blank chosen examples, compacted in place */
         }
-        /* the conditional term's value, logged whether or not it is trained (the weights
-         * have not moved since the gradient's forward) */
-        if (image_preference(x, n, x->pol_b, x->idx, NULL, NULL, &cond_loss, err)) return -1;
-        r->metrics[M_IMG_PREF] += w * cond_loss;
-        r->metrics[M_LOSS] += w * x->image_weight * cond_loss;
     }
     return 0;
 }
@@ -214,6 +225,7 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
                          h->label_smoothing, h->loss_type);
     x.rpo_alpha = h->rpo_alpha;
     x.image_weight = h->image_preference_weight;
+    x.per_pair = x.image_weight > 0 ? EX_MASKED_CHOSEN + 1 : EX_MASKED_CHOSEN;
     x.set = (dpo_settings){.beta = h->beta, .label_smoothing = h->label_smoothing, .loss_type = (dpo_loss_type)lt,
                            .dpop_lambda = h->dpop_lambda};
     if (preferences_load_jsonl(&prefs, o->preference_path, o->skip_bad_lines, err)) return -1;
@@ -223,17 +235,17 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
     example_set_init(&x.es, c->num_channels * c->image_size * c->image_size);
     int max_len = h->max_seq_length < c->max_position_embeddings ? h->max_seq_length : c->max_position_embeddings;
     x.n_pairs = prefs.n;
-    if (build_examples(&x, &prefs, tok, c, max_len, err)) goto done;
+    if (build_examples(&x, &prefs, tok, c, max_len, cfg->seed, err)) goto done;
     for (int i = 0; i < x.es.n; i++) x.row_len = x.es.ex[i].n > x.row_len ? x.es.ex[i].n : x.row_len;
     x.row_len *= 2;
     x.pad_id = c->pad_token_id;
-    int mb = h->batch_size * EX_PER_PAIR;
+    int mb = h->batch_size * x.per_pair;
     size_t max_tokens = (size_t)mb * x.row_len;
     x.ref = malloc((size_t)x.es.n * sizeof *x.ref);
     x.logp = malloc(max_tokens * sizeof *x.logp);
     x.dlogp = malloc(max_tokens * sizeof *x.dlogp);
     x.idx = malloc((size_t)mb * sizeof *x.idx);
-    double *scratch = malloc((size_t)13 * h->batch_size * sizeof *scratch);
+    double *scratch = malloc((size_t)12 * h->batch_size * sizeof *scratch);
     if (!x.ref || !x.logp || !x.dlogp || !x.idx || !scratch) {
         free(scratch);
         sevo_fail(err, "out of memory (SR-DPO buffers)");
@@ -246,17 +258,16 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
     x.g_c = scratch + 4 * h->batch_size;
     x.g_r = scratch + 5 * h->batch_size;
     x.lp = scratch + 6 * h->batch_size;
-    x.pol_b = scratch + 9 * h->batch_size;
-    x.ref_b = scratch + 10 * h->batch_size;
-    x.g_cc = scratch + 11 * h->batch_size;
-    x.g_b = scratch + 12 * h->batch_size;
+    x.ref_m = scratch + 9 * h->batch_size;
+    x.g_cc = scratch + 10 * h->batch_size;
+    x.g_m = scratch + 11 * h->batch_size;
     /* π_ref = the starting weights, measured before any step (and before a resumed
      * checkpoint replaces them) */
     if (reference_logps(&x, m, h->batch_size, err)) goto done;
     if (o->verbose)
         printf("sr_dpo: %d pairs from %s, beta %g, loss %s, label smoothing %g\n", prefs.n, prefs.path, h->beta,
                h->loss_type, h->label_smoothing);
-    trainer_task task = {.name = "sr_dpo", .n_items = x.n_pairs, .n_metrics = M_COUNT, .metric_names = METRIC_NAMES,
+    trainer_task task = {.name = "sr_dpo", .n_items = x.n_pairs, .n_metrics = x.per_pair > EX_MASKED_CHOSEN ? M_COUNT : M_IMG_PREF, .metric_names = METRIC_NAMES,
                          .ctx = &x, .step = dpo_step};
     trainer_options to = TRAINER_OPTIONS(h, cfg, o->output_dir, o->resume, o->max_steps, o->verbose);
     /* DPO runs are short (tens of steps): log at least 20 points of the reward curves,

@@ -9,7 +9,7 @@
  * survives without the image, the policy has learnt a language preference rather than
  * a visual one (the failure mDPO describes). sr_dpo.image_preference_weight > 0 adds
  * mDPO's remedy, its conditional preference: the chosen text with the real image over
- * the same text with the blank image; `image_preference_loss` logs it in every run. */
+ * the same text with a masked copy of the image; `image_preference_loss` logs it. */
 #ifndef SEVO_METHOD_SR_DPO_H
 #define SEVO_METHOD_SR_DPO_H
 

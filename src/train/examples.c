@@ -1,6 +1,7 @@
 /* examples.c: example storage, image table, batch assembly and epoch ordering. */
 #include "train/examples.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,39 @@ int example_set_blank_image(example_set *s, int *index, sevo_error *err) {
     float *dst = push_image(s, "<blank>", err);
     if (!dst) return -1;
     memset(dst, 0, (size_t)s->image_floats * sizeof(float));
+    *index = s->n_images++;
+    return 0;
+}
+
+int example_set_masked_image(example_set *s, int src, int image_size, int patch_size, double keep, sevo_rng *r,
+                             int *index, sevo_error *err) {
+    int grid = image_size / patch_size, n_patches = grid * grid;
+    if (src < 0 || src >= s->n_images || grid < 1 || n_patches < 2 || !(keep > 0 && keep < 1) ||
+        s->image_floats % (image_size * image_size) != 0)
+        return sevo_fail(err, "masked image: bad source %d, patch grid (%d / %d) or keep %g", src, image_size,
+                         patch_size, keep);
+    char name[64];
+    snprintf(name, sizeof name, "<masked %d>", src);
+    float *dst = push_image(s, name, err); /* may move s->images: src is addressed after */
+    if (!dst) return -1;
+    memcpy(dst, s->images + (size_t)src * s->image_floats, (size_t)s->image_floats * sizeof(float));
+    int channels = s->image_floats / (image_size * image_size), kept;
+    unsigned char mask[4096];
+    if (n_patches > (int)sizeof mask) {
+        free(s->image_paths[s->n_images]);
+        return sevo_fail(err, "masked image: %d patches, at most %zu", n_patches, sizeof mask);
+    }
+    do { /* redrawn in the rare case that every patch or none is kept */
+        kept = 0;
+        for (int p = 0; p < n_patches; p++) kept += mask[p] = sevo_rng_uniform(r) < keep;
+    } while (kept == 0 || kept == n_patches);
+    for (int p = 0; p < n_patches; p++) {
+        if (mask[p]) continue;
+        int y0 = p / grid * patch_size, x0 = p % grid * patch_size;
+        for (int c = 0; c < channels; c++)
+            for (int y = y0; y < y0 + patch_size; y++)
+                memset(dst + ((size_t)c * image_size + y) * image_size + x0, 0, (size_t)patch_size * sizeof(float));
+    }
     *index = s->n_images++;
     return 0;
 }

@@ -11,6 +11,7 @@
 #define SEVO_TRAIN_EXAMPLES_H
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "model/prompt.h"
 #include "model/vlm.h"
 
@@ -41,6 +42,12 @@ int example_set_image(example_set *s, const char *path, const vlm_config *c, int
 /* Adds a blank image: every pixel at the normalisation mean (zeros once normalised), an
  * image that carries no visual information. */
 int example_set_blank_image(example_set *s, int *index, sevo_error *err);
+/* Adds a corrupted copy of image src: of its patch_size x patch_size patches (the vision
+ * tower's, on an image_size x image_size image) each is kept with probability keep and
+ * otherwise set to the blank value, drawn from r. At least one patch is kept and one
+ * masked, so the copy is neither the image nor the blank one. */
+int example_set_masked_image(example_set *s, int src, int image_size, int patch_size, double keep,
+                             sevo_rng *r, int *index, sevo_error *err);
 
 typedef struct batch_buf {
     int *ids, *targets, *pos, *seg_start, *image_of; /* [B*T] */

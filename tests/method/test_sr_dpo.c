@@ -144,17 +144,18 @@ static void test_rpo_adds_the_chosen_nll(void **state) {
     cJSON_Delete(m[0]);
 }
 
-/* mDPO's conditional term: logged with or without training it, log 2 at the first step
- * (policy = reference), added to the loss with its weight, and, trained, lower after 12
- * steps than the same run without it: the chosen text becomes likelier with the real
- * image than with the blank one, relative to the reference. */
+/* mDPO's conditional term: log 2 at the first step (policy = reference), added to the
+ * loss with its weight, and lower after 12 steps at a large weight than at a tiny one:
+ * the chosen text becomes likelier with its image than with the masked copy, relative
+ * to the reference. Not logged when off. */
 static void test_image_preference_term(void **state) {
     (void)state;
+    static const float weights[2] = {0.01f, 2.0f};
     double last[2];
     for (int k = 0; k < 2; k++) {
         sevo_config c;
         dpo_config(&c);
-        c.sr_dpo.image_preference_weight = k ? 2.0f : 0.0f;
+        c.sr_dpo.image_preference_weight = weights[k];
         char out[128];
         snprintf(out, sizeof out, "%s/mdpo%d", g_dir, k);
         sevo_error err;
@@ -163,12 +164,19 @@ static void test_image_preference_term(void **state) {
         int n = read_metrics(out, m, 16);
         assert_int_equal(n, 12);
         assert_true(fabs(num(m[0], "image_preference_loss") - log(2.0)) < 1e-5);
-        assert_true(fabs(num(m[0], "loss") - (1 + 2 * k) * log(2.0)) < 1e-5);
+        assert_true(fabs(num(m[0], "loss") - (1 + weights[k]) * log(2.0)) < 1e-5);
         last[k] = num(m[n - 1], "image_preference_loss");
         for (int i = 0; i < n; i++) cJSON_Delete(m[i]);
     }
-    printf("image_preference_loss after 12 steps: %.4f untrained, %.4f trained\n", last[0], last[1]);
+    printf("image_preference_loss after 12 steps: %.4f at weight 0.01, %.4f at weight 2\n", last[0], last[1]);
     assert_true(last[1] < last[0] - 0.02);
+    /* off: the run logs no image_preference_loss */
+    char path[256], *txt = NULL;
+    snprintf(path, sizeof path, "%s/rpo/metrics.jsonl", g_dir);
+    sevo_error err;
+    assert_int_equal(sevo_read_file(path, &txt, NULL, &err), 0);
+    assert_null(strstr(txt, "image_preference_loss"));
+    free(txt);
 }
 
 static void test_resume_is_bitwise_identical(void **state) {

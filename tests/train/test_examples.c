@@ -1,6 +1,7 @@
 /* test_examples.c: batch assembly. Packing examples into shared rows must give every
  * example exactly the log-probabilities it gets in a row of its own; the weighted
- * cross-entropy gradient matches a hand-computed case. */
+ * cross-entropy gradient matches a hand-computed case; a masked image copy keeps whole
+ * patches or blanks them. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -217,11 +218,59 @@ static void test_packing_balances_rows(void **state) {
     example_set_free(&s);
 }
 
+/* The masked copy: every patch either the source's pixels in all channels or all zeros
+ * (the blank value), at least one of each; about the kept share over many copies; the
+ * source is left as it was; bad arguments are refused. */
+static void test_masked_image(void **state) {
+    (void)state;
+    enum { SIZE = 8, PATCH = 2, CH = 3, GRID = SIZE / PATCH };
+    example_set s;
+    example_set_init(&s, CH * SIZE * SIZE);
+    sevo_error err;
+    int blank, src;
+    assert_int_equal(example_set_blank_image(&s, &blank, &err), 0);
+    assert_int_equal(example_set_blank_image(&s, &src, &err), 0);
+    for (int i = 0; i < CH * SIZE * SIZE; i++) s.images[(size_t)src * s.image_floats + i] = 1.0f + (float)i;
+    sevo_rng r;
+    sevo_rng_seed(&r, 3, 0);
+    long kept_total = 0;
+    const int copies = 200;
+    for (int k = 0; k < copies; k++) {
+        int idx;
+        assert_int_equal(example_set_masked_image(&s, src, SIZE, PATCH, 0.2, &r, &idx, &err), 0);
+        const float *a = s.images + (size_t)src * s.image_floats, *b = s.images + (size_t)idx * s.image_floats;
+        int kept = 0;
+        for (int p = 0; p < GRID * GRID; p++) {
+            int y0 = p / GRID * PATCH, x0 = p % GRID * PATCH, same = 0, zero = 0;
+            for (int c = 0; c < CH; c++)
+                for (int y = y0; y < y0 + PATCH; y++)
+                    for (int x = x0; x < x0 + PATCH; x++) {
+                        size_t o = ((size_t)c * SIZE + y) * SIZE + x;
+                        same += b[o] == a[o];
+                        zero += b[o] == 0.0f;
+                    }
+            assert_true(same == CH * PATCH * PATCH || zero == CH * PATCH * PATCH);
+            kept += same == CH * PATCH * PATCH;
+        }
+        assert_true(kept > 0 && kept < GRID * GRID);
+        kept_total += kept;
+    }
+    double share = (double)kept_total / (copies * GRID * GRID);
+    assert_true(share > 0.17 && share < 0.23);
+    assert_true(s.images[(size_t)src * s.image_floats] == 1.0f);
+    int idx;
+    assert_int_equal(example_set_masked_image(&s, src, SIZE, PATCH, 1.0, &r, &idx, &err), -1);
+    assert_int_equal(example_set_masked_image(&s, src, SIZE, SIZE, 0.2, &r, &idx, &err), -1); /* one patch */
+    assert_int_equal(example_set_masked_image(&s, s.n_images, SIZE, PATCH, 0.2, &r, &idx, &err), -1);
+    example_set_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_packing_matches_one_row_each),
         cmocka_unit_test(test_weighted_nll_by_hand),
         cmocka_unit_test(test_packing_balances_rows),
+        cmocka_unit_test(test_masked_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
