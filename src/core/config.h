@@ -61,7 +61,7 @@ typedef struct sevo_sr_dpo_section {
     char loss_type[16];    /* sevo: "sigmoid" | "ipo" | "hinge" */
     float rpo_alpha;       /* sevo: weight of the chosen texts' mean token NLL added to the loss (RPO) */
     float dpop_lambda;     /* sevo: DPO-Positive penalty on the chosen text falling below the reference */
-    float image_preference_weight; /* sevo: weight of mDPO's conditional term (chosen text, real over blank image) */
+    float image_preference_weight; /* sevo: weight of mDPO's conditional term (chosen text, its image over a masked copy) */
 } sevo_sr_dpo_section;
 
 typedef struct sevo_sft_section {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "data/preferences.h"
 #include "method/rewards.h"
 #include "model/checkpoint.h"
@@ -16,6 +17,7 @@
  * ki+2, ki+3 the same texts with the blank image, and, with the conditional term on
  * (k = 5), ki+4 the chosen text with the masked image. */
 enum { EX_CHOSEN = 0, EX_REJECTED = 1, EX_BLANK_CHOSEN = 2, EX_BLANK_REJECTED = 3, EX_MASKED_CHOSEN = 4 };
+enum { EX_PER_PAIR = 4, EX_PER_PAIR_WITH_TERM = 5 };
 
 /* The conditional term's corrupted image keeps this share of the image's patches. */
 #define MASK_KEEP 0.2
@@ -70,7 +72,7 @@ static int build_examples(dpo_ctx *x, const sevo_preferences *prefs, const sevo_
              add_example(&x->es, &p, tok, P, s->question, s->rejected, img, max_len, &q, err) ||
              add_example(&x->es, &p, tok, P, s->question, s->chosen, blank, max_len, &q, err) ||
              add_example(&x->es, &p, tok, P, s->question, s->rejected, blank, max_len, &q, err);
-        if (!rc && x->per_pair > EX_MASKED_CHOSEN) {
+        if (!rc && x->per_pair == EX_PER_PAIR_WITH_TERM) {
             int masked;
             rc = example_set_masked_image(&x->es, img, c->image_size, c->patch_size, MASK_KEEP, &r, &masked, err) ||
                  add_example(&x->es, &p, tok, P, s->question, s->chosen, masked, max_len, &q, err);
@@ -106,7 +108,9 @@ static int reference_logps(dpo_ctx *x, vlm *m, int batch_size, sevo_error *err) 
 
 enum {
     M_LOSS, M_ACC, M_MARGIN, M_CHOSEN, M_REJECTED, M_LOGP_C, M_LOGP_R, M_GRAD_W, M_NLL, M_IMG_MARGIN,
-    M_IMG_LOGP_C, M_IMG_LOGP_R, M_IMG_PREF, M_COUNT
+    M_IMG_LOGP_C, M_IMG_LOGP_R,
+    M_IMG_PREF, /* last: left out of the logs when the conditional term is off */
+    M_COUNT
 };
 static const char *const METRIC_NAMES[M_COUNT] = {
     "loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "logps/chosen",
@@ -143,7 +147,7 @@ static int dpo_step(void *vctx, vlm *m, const int *order, const int *batch_start
         double w = (double)n / step_pairs; /* the step's loss is the mean over all its pairs */
         /* with the conditional term the chosen text under the masked image is trained
          * too: examples 2n..3n-1 */
-        int cond = k > EX_MASKED_CHOSEN, n_ex = cond ? 3 * n : 2 * n;
+        int cond = k == EX_PER_PAIR_WITH_TERM, n_ex = cond ? 3 * n : 2 * n;
         for (int i = 0; i < n; i++) {
             x->idx[2 * i] = k * pairs[i] + EX_CHOSEN;
             x->idx[2 * i + 1] = k * pairs[i] + EX_REJECTED;
@@ -225,7 +229,7 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
                          h->label_smoothing, h->loss_type);
     x.rpo_alpha = h->rpo_alpha;
     x.image_weight = h->image_preference_weight;
-    x.per_pair = x.image_weight > 0 ? EX_MASKED_CHOSEN + 1 : EX_MASKED_CHOSEN;
+    x.per_pair = x.image_weight > 0 ? EX_PER_PAIR_WITH_TERM : EX_PER_PAIR;
     x.set = (dpo_settings){.beta = h->beta, .label_smoothing = h->label_smoothing, .loss_type = (dpo_loss_type)lt,
                            .dpop_lambda = h->dpop_lambda};
     if (preferences_load_jsonl(&prefs, o->preference_path, o->skip_bad_lines, err)) return -1;
@@ -267,7 +271,9 @@ int sr_dpo_run(const sr_dpo_options *o, sevo_error *err) {
     if (o->verbose)
         printf("sr_dpo: %d pairs from %s, beta %g, loss %s, label smoothing %g\n", prefs.n, prefs.path, h->beta,
                h->loss_type, h->label_smoothing);
-    trainer_task task = {.name = "sr_dpo", .n_items = x.n_pairs, .n_metrics = x.per_pair > EX_MASKED_CHOSEN ? M_COUNT : M_IMG_PREF, .metric_names = METRIC_NAMES,
+    /* without the term its metric, the last, is left out */
+    int n_metrics = x.per_pair == EX_PER_PAIR_WITH_TERM ? M_COUNT : M_IMG_PREF;
+    trainer_task task = {.name = "sr_dpo", .n_items = x.n_pairs, .n_metrics = n_metrics, .metric_names = METRIC_NAMES,
                          .ctx = &x, .step = dpo_step};
     trainer_options to = TRAINER_OPTIONS(h, cfg, o->output_dir, o->resume, o->max_steps, o->verbose);
     /* DPO runs are short (tens of steps): log at least 20 points of the reward curves,

@@ -30,22 +30,25 @@ typedef struct example_set {
     float *images;    /* [n_images, image_floats] */
     int n_images, cap_images, image_floats;
     char **image_paths;
+    int last_loaded; /* the image example_set_image loaded last (-1: none), reused when its
+                      * path repeats even after other images were added */
 } example_set;
 
 void example_set_init(example_set *s, int image_floats);
 void example_set_free(example_set *s);
 /* Copies seq (truncated to max_len tokens) in as a new example. */
 int example_set_add(example_set *s, const tokseq *seq, int image, int max_len, sevo_error *err);
-/* Loads an image (decoded, resized, normalised per the model config), reusing the last
- * one when path repeats. *index receives its slot. */
+/* Loads an image (decoded, resized, normalised per the model config), reusing the one it
+ * loaded last when path repeats. *index receives its slot. */
 int example_set_image(example_set *s, const char *path, const vlm_config *c, int *index, sevo_error *err);
 /* Adds a blank image: every pixel at the normalisation mean (zeros once normalised), an
  * image that carries no visual information. */
 int example_set_blank_image(example_set *s, int *index, sevo_error *err);
 /* Adds a corrupted copy of image src: of its patch_size x patch_size patches (the vision
- * tower's, on an image_size x image_size image) each is kept with probability keep and
- * otherwise set to the blank value, drawn from r. At least one patch is kept and one
- * masked, so the copy is neither the image nor the blank one. */
+ * tower's, on an image_size x image_size image; patch_size divides image_size, 2 to 4096
+ * patches) each is kept with probability keep (in (0, 0.99]) and otherwise set to the
+ * blank value, drawn from r. At least one patch is kept and one masked (the draw is
+ * repeated until so), so the copy is neither the image nor the blank one. */
 int example_set_masked_image(example_set *s, int src, int image_size, int patch_size, double keep,
                              sevo_rng *r, int *index, sevo_error *err);
 

@@ -3,7 +3,7 @@
  * reference, so the loss is log 2 with zero margins (to rounding: the reference
  * log-probs come from differently packed batches); training drives the reward
  * accuracy up and the margins apart; RPO adds the chosen texts' NLL to the loss, and
- * mDPO's conditional term its own (trained down); a run
+ * mDPO's conditional term its own (trained down); a run, with that term on,
  * resumed from an intermediate checkpoint ends with bitwise the same weights; and a
  * label smoothing that only the sigmoid loss has is refused. */
 #include <setjmp.h>
@@ -171,10 +171,15 @@ static void test_image_preference_term(void **state) {
     printf("image_preference_loss after 12 steps: %.4f at weight 0.01, %.4f at weight 2\n", last[0], last[1]);
     assert_true(last[1] < last[0] - 0.02);
     /* off: the run logs no image_preference_loss */
-    char path[256], *txt = NULL;
-    snprintf(path, sizeof path, "%s/rpo/metrics.jsonl", g_dir);
+    sevo_config c;
+    dpo_config(&c);
+    char out[128], path[256], *txt = NULL;
+    snprintf(out, sizeof out, "%s/mdpo_off", g_dir);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
     sevo_error err;
+    if (run_dpo(&c, out, 1, 0, &err)) fail_msg("%s", err.msg);
     assert_int_equal(sevo_read_file(path, &txt, NULL, &err), 0);
+    assert_non_null(strstr(txt, "rewards/margins"));
     assert_null(strstr(txt, "image_preference_loss"));
     free(txt);
 }
@@ -183,6 +188,8 @@ static void test_resume_is_bitwise_identical(void **state) {
     (void)state;
     sevo_config c;
     dpo_config(&c);
+    /* with the conditional term on, whose masked images must be drawn alike on resume */
+    c.sr_dpo.image_preference_weight = 0.5f;
     char a[128], b[128], p[256];
     snprintf(a, sizeof a, "%s/straight", g_dir);
     snprintf(b, sizeof b, "%s/resumed", g_dir);

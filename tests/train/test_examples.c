@@ -234,7 +234,7 @@ static void test_masked_image(void **state) {
     sevo_rng r;
     sevo_rng_seed(&r, 3, 0);
     long kept_total = 0;
-    const int copies = 200;
+    const int copies = 300; /* past the image table's first 256 slots: it moves while copying */
     for (int k = 0; k < copies; k++) {
         int idx;
         assert_int_equal(example_set_masked_image(&s, src, SIZE, PATCH, 0.2, &r, &idx, &err), 0);
@@ -258,10 +258,14 @@ static void test_masked_image(void **state) {
     double share = (double)kept_total / (copies * GRID * GRID);
     assert_true(share > 0.17 && share < 0.23);
     assert_true(s.images[(size_t)src * s.image_floats] == 1.0f);
-    int idx;
-    assert_int_equal(example_set_masked_image(&s, src, SIZE, PATCH, 1.0, &r, &idx, &err), -1);
+    int idx, n_images = s.n_images;
+    assert_int_equal(example_set_masked_image(&s, src, SIZE, PATCH, 0.995, &r, &idx, &err), -1);
+    assert_int_equal(example_set_masked_image(&s, src, SIZE, PATCH, 0.0, &r, &idx, &err), -1);
     assert_int_equal(example_set_masked_image(&s, src, SIZE, SIZE, 0.2, &r, &idx, &err), -1); /* one patch */
+    assert_int_equal(example_set_masked_image(&s, src, SIZE, 3, 0.2, &r, &idx, &err), -1);    /* 8 % 3 */
+    assert_int_equal(example_set_masked_image(&s, src, SIZE, 0, 0.2, &r, &idx, &err), -1);
     assert_int_equal(example_set_masked_image(&s, s.n_images, SIZE, PATCH, 0.2, &r, &idx, &err), -1);
+    assert_int_equal(s.n_images, n_images); /* refused: nothing added */
     example_set_free(&s);
 }
 
