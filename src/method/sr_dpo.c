@@ -19,7 +19,7 @@
 enum { EX_CHOSEN = 0, EX_REJECTED = 1, EX_BLANK_CHOSEN = 2, EX_BLANK_REJECTED = 3, EX_MASKED_CHOSEN = 4 };
 enum { EX_PER_PAIR = 4, EX_PER_PAIR_WITH_TERM = 5 };
 
-/* The conditional term's corrupted image keeps this share of the image's patches. */
+/* The conditional term's masked copy keeps each patch of the image with this probability. */
 #define MASK_KEEP 0.2
 
 typedef struct dpo_ctx {
