@@ -363,6 +363,26 @@ int synth_parse_perception(const char *text, synth_object *objs, int max) {
     }
 }
 
+int synth_parse_exist_question(const char *text, int *type) {
+    if (!text) return -1;
+    const char *p = text;
+    char tok[32];
+    static const char *const lead[] = {"is", "there", "a"};
+    for (int i = 0; i < 3; i++)
+        if (next_token(&p, tok, sizeof tok) <= 0 || strcmp(tok, lead[i]) != 0) return -1;
+    if (next_token(&p, tok, sizeof tok) <= 0) return -1;
+    int color = synth_color_index(tok);
+    if (color < 0 || next_token(&p, tok, sizeof tok) <= 0) return -1;
+    int shape = synth_shape_index(tok);
+    if (shape < 0) return -1;
+    /* the question mark is optional: "is there a red circle" asks the same */
+    int t = next_token(&p, tok, sizeof tok);
+    if (t > 0 && (strcmp(tok, "?") != 0 || next_token(&p, tok, sizeof tok) != 0)) return -1;
+    if (t < 0) return -1;
+    *type = synth_type(shape, color);
+    return 0;
+}
+
 /* ---- questions ---- */
 
 static const char *yes_no(int b) { return b ? "yes" : "no"; }

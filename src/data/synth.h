@@ -120,6 +120,11 @@ void synth_format_perception(const synth_object *objs, int n, char *out, size_t 
  * objects. "none" (or an empty/blank text) parses to 0 objects. */
 int synth_parse_perception(const char *text, synth_object *objs, int max);
 
+/* The object type an existence question asks about: "is there a <colour> <shape> ?"
+ * (the question mark optional, tokens as synth_parse_perception reads them) sets *type
+ * and returns 0; any other text returns -1 and leaves *type alone. */
+int synth_parse_exist_question(const char *text, int *type);
+
 /* One question with its exact answer and reasoning trace. */
 typedef struct synth_question {
     int qtype;

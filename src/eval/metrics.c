@@ -73,6 +73,17 @@ static void add_chair(eval_chair *c, const char *perception, const synth_object 
         if (mentioned[synth_type(gt[i].shape, gt[i].color)]) c->gt_mentioned++;
 }
 
+/* Whether the generated perception names the object the existence question asks about. */
+static int perception_names_asked(const eval_sample *s) {
+    int asked;
+    if (!s->perception || synth_parse_exist_question(s->question, &asked) != 0) return 0;
+    synth_object named[EVAL_MAX_MENTIONS];
+    int n = synth_parse_perception(s->perception, named, EVAL_MAX_MENTIONS);
+    for (int i = 0; i < n; i++)
+        if (synth_type(named[i].shape, named[i].color) == asked) return 1;
+    return 0;
+}
+
 int eval_accum_add(eval_accum *a, const eval_sample *s, sevo_error *err) {
     if (check_sample(s, err) != 0) return -1;
     eval_split_result *r = &a->r;
@@ -112,6 +123,10 @@ int eval_accum_add(eval_accum *a, const eval_sample *s, sevo_error *err) {
         if (gt_no && existence) {
             r->absent_questions++;
             r->absent_yes += pred_yes;
+            if (perception_names_asked(s)) {
+                r->absent_named++;
+                r->absent_named_yes += pred_yes;
+            }
         }
     }
 
@@ -142,6 +157,10 @@ void eval_accum_finish(const eval_accum *a, eval_split_result *out) {
     p->f1 = ratio(2.0 * p->precision * p->recall, p->precision + p->recall);
     p->yes_ratio = ratio((double)(p->tp + p->fp), (double)p->n);
     out->hallucination_rate = ratio((double)out->absent_yes, (double)out->absent_questions);
+    out->absent_named_rate = ratio((double)out->absent_named, (double)out->absent_questions);
+    out->hallucination_named = ratio((double)out->absent_named_yes, (double)out->absent_questions);
+    out->hallucination_not_named =
+        ratio((double)(out->absent_yes - out->absent_named_yes), (double)out->absent_questions);
 
     eval_chair *c = &out->chair;
     c->chair_i = ratio((double)c->hallucinated, (double)c->mentions);
@@ -223,6 +242,11 @@ static cJSON *result_json(const eval_split_result *r) {
 
     add_num(o, "hallucination_rate", r->hallucination_rate, &ok);
     add_num(o, "absent_questions", (double)r->absent_questions, &ok);
+    add_num(o, "absent_named", (double)r->absent_named, &ok);
+    add_num(o, "absent_named_yes", (double)r->absent_named_yes, &ok);
+    add_num(o, "absent_named_rate", r->absent_named_rate, &ok);
+    add_num(o, "hallucination_named", r->hallucination_named, &ok);
+    add_num(o, "hallucination_not_named", r->hallucination_not_named, &ok);
     add_num(o, "chair_i", r->chair.chair_i, &ok);
     add_num(o, "chair_s", r->chair.chair_s, &ok);
     add_num(o, "object_recall", r->chair.object_recall, &ok);
@@ -341,10 +365,15 @@ static int m_pope_f1(const eval_model_results *m, int which, double *v) {
     return 1;
 }
 
+/* arg 0: the hallucination rate; 1 and 2: its parts with the object named in the
+ * description and not; 3: the share of absent objects the description names. */
 static int m_halluc(const eval_model_results *m, int arg, double *v) {
-    (void)arg;
-    if (!m->pope_adversarial || m->pope_adversarial->absent_questions == 0) return 0;
-    *v = m->pope_adversarial->hallucination_rate;
+    const eval_split_result *r = m->pope_adversarial;
+    if (!r || r->absent_questions == 0) return 0;
+    *v = arg == 0   ? r->hallucination_rate
+         : arg == 1 ? r->hallucination_named
+         : arg == 2 ? r->hallucination_not_named
+                    : r->absent_named_rate;
     return 1;
 }
 
@@ -408,6 +437,11 @@ int eval_markdown_table(const eval_model_results *models, int n_models, strbuf *
     put_row(out, "POPE F1, popular (%)", models, n_models, m_pope_f1, 1, k_percent);
     put_row(out, "POPE F1, adversarial (%)", models, n_models, m_pope_f1, 2, k_percent);
     put_row(out, "Hallucination rate, adversarial (%)", models, n_models, m_halluc, 0,
+            k_percent);
+    put_row(out, "… of which the description named the object (%)", models, n_models, m_halluc, 1,
+            k_percent);
+    put_row(out, "… of which it did not (reasoning) (%)", models, n_models, m_halluc, 2, k_percent);
+    put_row(out, "Absent objects the description names, adversarial (%)", models, n_models, m_halluc, 3,
             k_percent);
     put_row(out, "CHAIR_i, test (%)", models, n_models, m_chair, 0, k_percent);
     put_row(out, "CHAIR_s, test (%)", models, n_models, m_chair, 1, k_percent);

@@ -22,6 +22,14 @@
  *     "exist" and untyped ones (empty type, as in a POPE file from elsewhere); a "no" to
  *     another type ("are there more circles than squares ?") is not an absent object.
  *     On a POPE split this is fp / (fp + tn).
+ *   - where a false "yes" comes from: an absent question (above) is "named" when the
+ *     question parses as "is there a <colour> <shape> ?" (synth_parse_exist_question) and
+ *     the generated perception parses and names that type (any cell). The hallucination
+ *     rate then splits into absent_named_yes / absent_questions (the description named
+ *     the absent object and the answer followed it) and the rest (the description did not
+ *     name it, and the reasoning "found" it anyway); the two add up to the rate.
+ *     absent_named / absent_questions is how often the description itself names the
+ *     absent object, whatever the answer.
  *   - CHAIR over generated perceptions (samples with a perception and known ground-truth
  *     objects): each perception is parsed with synth_parse_perception. A mentioned object
  *     is hallucinated when its (colour, shape) type is absent from the image; positions
@@ -61,6 +69,7 @@ typedef struct eval_sample {
     int depth;              /* 1..EVAL_MAX_DEPTH, 0 if unknown */
     const char *answer;     /* predicted answer (NULL counts as an empty answer) */
     const char *ground_truth;
+    const char *question;   /* the question; NULL if unknown (no attribution of a "yes") */
     const char *perception; /* generated perception; NULL if none was generated */
     const synth_object *objects; /* the image's ground-truth objects */
     int num_objects;        /* entries in objects; -1 if unknown (no CHAIR) */
@@ -104,6 +113,14 @@ typedef struct eval_split_result {
     eval_pope pope;
     long absent_questions, absent_yes; /* existence questions with answer "no"; "yes" to them */
     double hallucination_rate;         /* absent_yes / absent_questions */
+    /* Of the absent questions, those whose generated perception names the asked object,
+     * and the "yes" among them: a false "yes" the model's own description led to. The
+     * rest (absent_yes - absent_named_yes) came from the reasoning: the description did
+     * not name the object (or did not parse, or the question is not "is there a C S ?"). */
+    long absent_named, absent_named_yes;
+    double absent_named_rate;       /* absent_named / absent_questions */
+    double hallucination_named;     /* absent_named_yes / absent_questions */
+    double hallucination_not_named; /* (absent_yes - absent_named_yes) / absent_questions */
     eval_chair chair;
     double steps_total, tokens_total, seconds_total;
     double mean_steps, mean_tokens, mean_seconds;
@@ -139,7 +156,8 @@ double eval_shortcut_gap(const eval_split_result *real, const eval_split_result 
  *   "per_depth": {"1".."8" or "other": {"n", "correct", "accuracy"}, ...}  (non-empty),
  *   "pope": {"n", "tp", "fp", "fn", "tn", "invalid", "accuracy", "precision", "recall",
  *            "f1", "yes_ratio"},
- *   "hallucination_rate", "absent_questions",
+ *   "hallucination_rate", "absent_questions", "absent_named", "absent_named_yes",
+ *   "absent_named_rate", "hallucination_named", "hallucination_not_named",
  *   "chair_i", "chair_s", "object_recall", "perceptions", "unparsable_perceptions",
  *   "mean_tokens", "mean_seconds".
  * On failure (out of memory, key already present) parent is left unchanged. */
@@ -161,7 +179,9 @@ typedef struct eval_model_results {
 /* Appends a Markdown table (a trailing newline included) to out: one column per model,
  * plus "Δ (<second> − <first>)" when exactly two are given, and these rows:
  *   accuracy on test, accuracy on test per depth (the depths any model has), POPE F1 on
- *   random / popular / adversarial, hallucination rate on adversarial, CHAIR_i and
+ *   random / popular / adversarial, hallucination rate on adversarial and its two parts
+ *   (object named in the description or not), the share of adversarial negatives the
+ *   description names, CHAIR_i and
  *   CHAIR_s on test, shortcut gap, tokens per sample and ms per sample on test.
  * Rates are in percent with one decimal, tokens with one decimal, ms with two; the delta
  * is the difference of the shown (rounded) values, so it always matches the columns. A

@@ -707,6 +707,35 @@ static void test_parse_perception(void **state) {
 }
 
 /* Rendering: without noise, each object's cell holds its colour, empty cells do not. */
+/* The asked type of an existence question: every type round-trips through the question
+ * the world writes; other questions and malformed ones are refused and leave *type. */
+static void test_parse_exist_question(void **state) {
+    (void)state;
+    synth_scene empty = {0};
+    for (int t = 0; t < SYNTH_NUM_TYPES; t++) {
+        synth_question q;
+        synth_make_exist_question(&empty, t, &q);
+        int back = -1;
+        assert_int_equal(synth_parse_exist_question(q.question, &back), 0);
+        assert_int_equal(back, t);
+    }
+    int type = -1;
+    assert_int_equal(synth_parse_exist_question("  is there a blue square  ", &type), 0);
+    assert_int_equal(type, synth_type(synth_shape_index("square"), synth_color_index("blue")));
+    static const char *const bad[] = {
+        "", "is there a", "is there a blue", "is there a blue ?", "is there a square blue ?",
+        "is there a blue square ? ?", "is there a blue square !", "are there blue squares ?",
+        "how many blue squares ?", "is there a pink square ?", "is there a blue squares ?",
+        "is there an blue square ?", "is there a blue square ? yes",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        type = -7;
+        if (synth_parse_exist_question(bad[i], &type) != -1) fail_msg("accepted \"%s\"", bad[i]);
+        assert_int_equal(type, -7);
+    }
+    assert_int_equal(synth_parse_exist_question(NULL, &type), -1);
+}
+
 static void test_render(void **state) {
     (void)state;
     enum { S = 48 };
@@ -1032,6 +1061,7 @@ int main(void) {
         cmocka_unit_test(test_cooccurrence),
         cmocka_unit_test(test_partner),
         cmocka_unit_test(test_parse_perception),
+        cmocka_unit_test(test_parse_exist_question),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_faint),
         cmocka_unit_test(test_faint_world),

@@ -206,6 +206,61 @@ static void test_pope_invalid_answers(void **state) {
 }
 
 /* Every rate with a zero denominator is 0, never NaN. */
+/* Where a false "yes" comes from. Six absent existence questions (and one present):
+ *   1 "is there a red circle ?", description names a red circle, answer yes -> named, yes
+ *   2 "is there a red circle ?", description names a red circle, answer no  -> named
+ *   3 "is there a blue square ?", description has a blue circle and a red square (each
+ *     word on another object), answer yes -> not named, yes (the reasoning's)
+ *   4 "is there a green cross", no question mark, description "none", answer yes
+ *     -> not named, yes
+ *   5 "is there a red circle ?", description does not parse, answer yes -> not named, yes
+ *   6 "how many red circles ?" typed exist (not the existence form), description names a
+ *     red circle, answer yes -> not named (the question does not parse), yes
+ *   7 "is there a red circle ?" present (gt yes), description names it -> not absent
+ * absent 6, yes 5; named 2, named yes 1: rate 5/6, named 1/6, not named 4/6, names 2/6. */
+static void test_false_yes_sources(void **state) {
+    (void)state;
+    static const struct {
+        const char *question, *perception, *answer, *gt;
+    } c[] = {
+        {"is there a red circle ?", "red circle at top left", "yes", "no"},
+        {"is there a red circle ?", "blue square at center , red circle at top left", "no", "no"},
+        {"is there a blue square ?", "blue circle at top left , red square at center", "yes", "no"},
+        {"is there a green cross", "none", "yes", "no"},
+        {"is there a red circle ?", "red circle at the moon", "yes", "no"},
+        {"how many red circles ?", "red circle at top left", "yes", "no"},
+        {"is there a red circle ?", "red circle at top left", "yes", "yes"},
+    };
+    eval_accum a;
+    eval_accum_init(&a);
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        sevo_error err = {{0}};
+        eval_sample s = {.qtype = "exist", .depth = 1, .question = c[i].question, .answer = c[i].answer,
+                         .ground_truth = c[i].gt, .perception = c[i].perception, .num_objects = -1};
+        if (eval_accum_add(&a, &s, &err) != 0) fail_msg("eval_accum_add: %s", err.msg);
+    }
+    eval_split_result r;
+    eval_accum_finish(&a, &r);
+    assert_int_equal(r.absent_questions, 6);
+    assert_int_equal(r.absent_yes, 5);
+    assert_int_equal(r.absent_named, 2);
+    assert_int_equal(r.absent_named_yes, 1);
+    assert_near(r.hallucination_rate, 5.0 / 6.0, "hallucination rate");
+    assert_near(r.hallucination_named, 1.0 / 6.0, "named part");
+    assert_near(r.hallucination_not_named, 4.0 / 6.0, "not-named part");
+    assert_near(r.absent_named_rate, 2.0 / 6.0, "named share");
+
+    /* Without the question nothing is attributed to the description. */
+    eval_accum_init(&a);
+    sevo_error err = {{0}};
+    eval_sample s = {.qtype = "exist", .depth = 1, .answer = "yes", .ground_truth = "no",
+                     .perception = "red circle at top left", .num_objects = -1};
+    assert_int_equal(eval_accum_add(&a, &s, &err), 0);
+    eval_accum_finish(&a, &r);
+    assert_int_equal(r.absent_named, 0);
+    assert_near(r.hallucination_not_named, 1.0, "no question: not named");
+}
+
 static void test_zero_denominators(void **state) {
     (void)state;
     eval_accum a;
@@ -517,6 +572,11 @@ static void test_json(void **state) {
         {"accuracy", 8.0 / 12.0},
         {"hallucination_rate", 0.5},
         {"absent_questions", 2},
+        {"absent_named", 0}, /* the samples carry no question */
+        {"absent_named_yes", 0},
+        {"absent_named_rate", 0},
+        {"hallucination_named", 0},
+        {"hallucination_not_named", 0.5},
         {"chair_i", 2.0 / 3.0},
         {"chair_s", 1.0},
         {"object_recall", 1.0},
@@ -599,6 +659,11 @@ static eval_split_result table_result(double acc, double d1, double d2, double d
     r.pope.f1 = f1;
     r.absent_questions = 300;
     r.hallucination_rate = halluc;
+    /* two thirds of the false "yes" from a description that named the object, which
+     * names twice as many of the absent objects */
+    r.hallucination_named = halluc * 2.0 / 3.0;
+    r.hallucination_not_named = halluc / 3.0;
+    r.absent_named_rate = halluc * 2.0;
     r.chair.perceptions = 1000;
     r.chair.mentions = 2500;
     r.chair.chair_i = chair_i;
@@ -658,6 +723,9 @@ static void test_markdown_two_models(void **state) {
     expect_line(t, "| POPE F1, popular (%) | 80.0 | - | - |");
     expect_line(t, "| POPE F1, adversarial (%) | 70.0 | 75.0 | +5.0 |");
     expect_line(t, "| Hallucination rate, adversarial (%) | 30.0 | 20.0 | -10.0 |");
+    expect_line(t, "| … of which the description named the object (%) | 20.0 | 13.3 | -6.7 |");
+    expect_line(t, "| … of which it did not (reasoning) (%) | 10.0 | 6.7 | -3.3 |");
+    expect_line(t, "| Absent objects the description names, adversarial (%) | 60.0 | 40.0 | -20.0 |");
     expect_line(t, "| CHAIR_i, test (%) | 12.5 | 10.0 | -2.5 |");
     expect_line(t, "| CHAIR_s, test (%) | 20.0 | 15.0 | -5.0 |");
     expect_line(t, "| Shortcut gap, real − blank image (pp) | 20.0 | - | - |");
@@ -665,10 +733,10 @@ static void test_markdown_two_models(void **state) {
     expect_line(t, "| ms per sample, test | 12.34 | 6.17 | -6.17 |");
     assert_null(strstr(t, "depth 4")); /* only the depths that were evaluated */
     assert_null(strstr(t, "other depth"));
-    /* Header, separator and 13 rows, every one ending in a newline. */
+    /* Header, separator and 16 rows, every one ending in a newline. */
     int lines = 0;
     for (const char *p = t; *p; p++) lines += *p == '\n';
-    assert_int_equal(lines, 15);
+    assert_int_equal(lines, 18);
     assert_int_equal(t[b.len - 1], '\n');
     strbuf_free(&b);
 }
@@ -724,6 +792,7 @@ int main(void) {
         cmocka_unit_test(test_accuracy_buckets),
         cmocka_unit_test(test_pope_hand_case),
         cmocka_unit_test(test_pope_invalid_answers),
+        cmocka_unit_test(test_false_yes_sources),
         cmocka_unit_test(test_zero_denominators),
         cmocka_unit_test(test_chair),
         cmocka_unit_test(test_chair_edges),
