@@ -78,8 +78,9 @@ static int split_done(void *ctx, int i, int slot, sevo_error *err) {
     int ok = answer_correct(r->answer, s->answer);
     synth_object objs[EVAL_MAX_MENTIONS];
     int n_obj = s->perception ? synth_parse_perception(s->perception, objs, EVAL_MAX_MENTIONS) : -1;
-    eval_sample es = {.qtype = s->type, .depth = s->depth, .answer = r->answer, .ground_truth = s->answer,
-                      .question = s->question, .perception = r->perception, .objects = objs, .num_objects = n_obj < 0 ? -1 : n_obj,
+    eval_sample es = {.qtype = s->type, .depth = s->depth, .question = s->question,
+                      .answer = r->answer, .ground_truth = s->answer, .perception = r->perception,
+                      .objects = objs, .num_objects = n_obj < 0 ? -1 : n_obj,
                       .steps = r->n_steps, .tokens = r->tokens_generated, .seconds = dt};
     if (eval_accum_add(&x->acc, &es, err)) return sevo_fail_prefix(err, "%s:%d", x->ds->path, s->line);
     if (x->predictions) {

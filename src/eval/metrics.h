@@ -27,7 +27,9 @@
  *     the generated perception parses and names that type (any cell). The hallucination
  *     rate then splits into absent_named_yes / absent_questions (the description named
  *     the absent object and the answer followed it) and the rest (the description did not
- *     name it, and the reasoning "found" it anyway); the two add up to the rate.
+ *     name it, or did not parse, or the question has another form: in the synthetic world
+ *     mostly the first reasoning step "finding" the object anyway); the two add up to the
+ *     rate (before rounding; the table shows them as points of it).
  *     absent_named / absent_questions is how often the description itself names the
  *     absent object, whatever the answer.
  *   - CHAIR over generated perceptions (samples with a perception and known ground-truth
@@ -180,9 +182,8 @@ typedef struct eval_model_results {
  * plus "Δ (<second> − <first>)" when exactly two are given, and these rows:
  *   accuracy on test, accuracy on test per depth (the depths any model has), POPE F1 on
  *   random / popular / adversarial, hallucination rate on adversarial and its two parts
- *   (object named in the description or not), the share of adversarial negatives the
- *   description names, CHAIR_i and
- *   CHAIR_s on test, shortcut gap, tokens per sample and ms per sample on test.
+ *   in points of it (object named in the description or not), the share of adversarial
+ *   negatives the description names, CHAIR_i and CHAIR_s on test, shortcut gap, tokens per sample and ms per sample on test.
  * Rates are in percent with one decimal, tokens with one decimal, ms with two; the delta
  * is the difference of the shown (rounded) values, so it always matches the columns. A
  * '|' in a model name is escaped, line breaks become spaces. Fails on n_models < 1, a

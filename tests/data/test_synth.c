@@ -706,7 +706,6 @@ static void test_parse_perception(void **state) {
                      -1);
 }
 
-/* Rendering: without noise, each object's cell holds its colour, empty cells do not. */
 /* The asked type of an existence question: every type round-trips through the question
  * the world writes; other questions and malformed ones are refused and leave *type. */
 static void test_parse_exist_question(void **state) {
@@ -736,6 +735,7 @@ static void test_parse_exist_question(void **state) {
     assert_int_equal(synth_parse_exist_question(NULL, &type), -1);
 }
 
+/* Rendering: without noise, each object's cell holds its colour, empty cells do not. */
 static void test_render(void **state) {
     (void)state;
     enum { S = 48 };

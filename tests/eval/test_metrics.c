@@ -205,19 +205,18 @@ static void test_pope_invalid_answers(void **state) {
     assert_int_equal(r.correct, 2);
 }
 
-/* Every rate with a zero denominator is 0, never NaN. */
 /* Where a false "yes" comes from. Six absent existence questions (and one present):
  *   1 "is there a red circle ?", description names a red circle, answer yes -> named, yes
  *   2 "is there a red circle ?", description names a red circle, answer no  -> named
  *   3 "is there a blue square ?", description has a blue circle and a red square (each
  *     word on another object), answer yes -> not named, yes (the reasoning's)
- *   4 "is there a green cross", no question mark, description "none", answer yes
- *     -> not named, yes
+ *   4 "is there a green cross", no question mark, description names a green cross,
+ *     answer yes -> named, yes
  *   5 "is there a red circle ?", description does not parse, answer yes -> not named, yes
  *   6 "how many red circles ?" typed exist (not the existence form), description names a
  *     red circle, answer yes -> not named (the question does not parse), yes
  *   7 "is there a red circle ?" present (gt yes), description names it -> not absent
- * absent 6, yes 5; named 2, named yes 1: rate 5/6, named 1/6, not named 4/6, names 2/6. */
+ * absent 6, yes 5; named 3, named yes 2: rate 5/6, named 2/6, not named 3/6, names 3/6. */
 static void test_false_yes_sources(void **state) {
     (void)state;
     static const struct {
@@ -226,7 +225,7 @@ static void test_false_yes_sources(void **state) {
         {"is there a red circle ?", "red circle at top left", "yes", "no"},
         {"is there a red circle ?", "blue square at center , red circle at top left", "no", "no"},
         {"is there a blue square ?", "blue circle at top left , red square at center", "yes", "no"},
-        {"is there a green cross", "none", "yes", "no"},
+        {"is there a green cross", "green cross at center", "yes", "no"},
         {"is there a red circle ?", "red circle at the moon", "yes", "no"},
         {"how many red circles ?", "red circle at top left", "yes", "no"},
         {"is there a red circle ?", "red circle at top left", "yes", "yes"},
@@ -243,12 +242,12 @@ static void test_false_yes_sources(void **state) {
     eval_accum_finish(&a, &r);
     assert_int_equal(r.absent_questions, 6);
     assert_int_equal(r.absent_yes, 5);
-    assert_int_equal(r.absent_named, 2);
-    assert_int_equal(r.absent_named_yes, 1);
+    assert_int_equal(r.absent_named, 3);
+    assert_int_equal(r.absent_named_yes, 2);
     assert_near(r.hallucination_rate, 5.0 / 6.0, "hallucination rate");
-    assert_near(r.hallucination_named, 1.0 / 6.0, "named part");
-    assert_near(r.hallucination_not_named, 4.0 / 6.0, "not-named part");
-    assert_near(r.absent_named_rate, 2.0 / 6.0, "named share");
+    assert_near(r.hallucination_named, 2.0 / 6.0, "named part");
+    assert_near(r.hallucination_not_named, 3.0 / 6.0, "not-named part");
+    assert_near(r.absent_named_rate, 3.0 / 6.0, "named share");
 
     /* Without the question nothing is attributed to the description. */
     eval_accum_init(&a);
@@ -261,6 +260,7 @@ static void test_false_yes_sources(void **state) {
     assert_near(r.hallucination_not_named, 1.0, "no question: not named");
 }
 
+/* Every rate with a zero denominator is 0, never NaN. */
 static void test_zero_denominators(void **state) {
     (void)state;
     eval_accum a;
@@ -272,7 +272,8 @@ static void test_zero_denominators(void **state) {
                             r.pope.recall,       r.pope.f1,           r.pope.yes_ratio,
                             r.hallucination_rate, r.chair.chair_i,    r.chair.chair_s,
                             r.chair.object_recall, r.mean_tokens,     r.mean_seconds,
-                            r.per_type[0].accuracy, r.per_depth[1].accuracy};
+                            r.per_type[0].accuracy, r.per_depth[1].accuracy,
+                            r.absent_named_rate, r.hallucination_named, r.hallucination_not_named};
     for (size_t i = 0; i < sizeof zeros / sizeof zeros[0]; i++) {
         if (zeros[i] != 0.0) fail_msg("rate %zu of an empty split = %g, want 0", i, zeros[i]);
     }
@@ -723,8 +724,8 @@ static void test_markdown_two_models(void **state) {
     expect_line(t, "| POPE F1, popular (%) | 80.0 | - | - |");
     expect_line(t, "| POPE F1, adversarial (%) | 70.0 | 75.0 | +5.0 |");
     expect_line(t, "| Hallucination rate, adversarial (%) | 30.0 | 20.0 | -10.0 |");
-    expect_line(t, "| … of which the description named the object (%) | 20.0 | 13.3 | -6.7 |");
-    expect_line(t, "| … of which it did not (reasoning) (%) | 10.0 | 6.7 | -3.3 |");
+    expect_line(t, "| … where the description named the object (pp) | 20.0 | 13.3 | -6.7 |");
+    expect_line(t, "| … where it did not (pp) | 10.0 | 6.7 | -3.3 |");
     expect_line(t, "| Absent objects the description names, adversarial (%) | 60.0 | 40.0 | -20.0 |");
     expect_line(t, "| CHAIR_i, test (%) | 12.5 | 10.0 | -2.5 |");
     expect_line(t, "| CHAIR_s, test (%) | 20.0 | 15.0 | -5.0 |");
@@ -763,6 +764,11 @@ static void test_markdown_other_counts(void **state) {
     expect_line(b.p, "| Accuracy, test (%) | 50.0 |");
     expect_line(b.p, "| Accuracy, test, other depth (%) | 14.3 |");
     expect_line(b.p, "| POPE F1, random (%) | - |");
+    /* no adversarial split: the rate and its parts have nothing to count */
+    expect_line(b.p, "| Hallucination rate, adversarial (%) | - |");
+    expect_line(b.p, "| … where the description named the object (pp) | - |");
+    expect_line(b.p, "| … where it did not (pp) | - |");
+    expect_line(b.p, "| Absent objects the description names, adversarial (%) | - |");
     expect_line(b.p, "| CHAIR_i, test (%) | - |");
     expect_line(b.p, "| CHAIR_s, test (%) | 0.0 |");
     expect_line(b.p, "| Shortcut gap, real − blank image (pp) | 0.0 |");
