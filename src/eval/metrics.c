@@ -47,10 +47,9 @@ static int check_sample(const eval_sample *s, sevo_error *err) {
     return 0;
 }
 
-/* CHAIR and object recall of one perception against the image's objects. */
-static void add_chair(eval_chair *c, const char *perception, const synth_object *gt, int n_gt) {
-    synth_object named[EVAL_MAX_MENTIONS];
-    int n = synth_parse_perception(perception, named, EVAL_MAX_MENTIONS);
+/* CHAIR and object recall of one perception, parsed into named[0..n) (n < 0: it did
+ * not parse), against the image's objects. */
+static void add_chair(eval_chair *c, const synth_object *named, int n, const synth_object *gt, int n_gt) {
     if (n < 0) {
         c->unparsable++;
         return;
@@ -73,12 +72,11 @@ static void add_chair(eval_chair *c, const char *perception, const synth_object 
         if (mentioned[synth_type(gt[i].shape, gt[i].color)]) c->gt_mentioned++;
 }
 
-/* Whether the generated perception names the object the existence question asks about. */
-static int perception_names_asked(const eval_sample *s) {
+/* Whether the parsed perception named[0..n) names the object the existence question
+ * asks about (never when the question has another form or the perception did not parse). */
+static int names_asked(const char *question, const synth_object *named, int n) {
     int asked = -1;
-    if (!s->perception || synth_parse_exist_question(s->question, &asked) != 0) return 0;
-    synth_object named[EVAL_MAX_MENTIONS];
-    int n = synth_parse_perception(s->perception, named, EVAL_MAX_MENTIONS);
+    if (synth_parse_exist_question(question, &asked) != 0) return 0;
     for (int i = 0; i < n; i++)
         if (synth_type(named[i].shape, named[i].color) == asked) return 1;
     return 0;
@@ -89,6 +87,9 @@ int eval_accum_add(eval_accum *a, const eval_sample *s, sevo_error *err) {
     eval_split_result *r = &a->r;
     const char *pred = s->answer ? s->answer : "";
     int correct = answer_correct(pred, s->ground_truth);
+    /* The perception is parsed once, for CHAIR and for the source of a false "yes". */
+    synth_object named[EVAL_MAX_MENTIONS];
+    int n_named = s->perception ? synth_parse_perception(s->perception, named, EVAL_MAX_MENTIONS) : -1;
 
     r->n++;
     r->correct += correct;
@@ -123,7 +124,7 @@ int eval_accum_add(eval_accum *a, const eval_sample *s, sevo_error *err) {
         if (gt_no && existence) {
             r->absent_questions++;
             r->absent_yes += pred_yes;
-            if (perception_names_asked(s)) {
+            if (names_asked(s->question, named, n_named)) {
                 r->absent_named++;
                 r->absent_named_yes += pred_yes;
             }
@@ -131,7 +132,7 @@ int eval_accum_add(eval_accum *a, const eval_sample *s, sevo_error *err) {
     }
 
     if (s->perception && s->num_objects >= 0)
-        add_chair(&r->chair, s->perception, s->objects, s->num_objects);
+        add_chair(&r->chair, named, n_named, s->objects, s->num_objects);
 
     r->steps_total += s->steps;
     r->tokens_total += s->tokens;
