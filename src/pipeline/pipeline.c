@@ -46,11 +46,19 @@ static int stage_check(const char *stage, const char *dir, const char *fp, stage
     *st = STAGE_FRESH;
     if (!sevo_dir_exists(dir)) return 0;
     if (!sevo_file_exists(path)) {
+        /* A run killed while it wrote its first stamp leaves only the stamp's temporary
+         * file (sevo_write_file_atomic's "<stamp>.tmp.<pid>"): the stage never started,
+         * so the file is removed and the directory counts as empty. */
         DIR *d = opendir(dir);
         struct dirent *e;
         int empty = 1;
-        while (d && (e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char tmp[4096];
+            sevo_path_join(tmp, sizeof tmp, dir, e->d_name);
+            if (!strncmp(e->d_name, STAMP ".tmp.", strlen(STAMP ".tmp.")) && remove(tmp) == 0) continue;
+            empty = 0;
+        }
         if (d) closedir(d);
         if (empty) return 0;
         return sevo_fail(err, "%s: %s holds files the pipeline did not write; remove it or set another "

@@ -230,6 +230,25 @@ static void test_refuses_foreign_directory(void **state) {
     assert_non_null(strstr(err.msg, "did not write"));
     assert_true(sevo_file_exists(p));
     strbuf_free(&t);
+
+    /* A run killed while writing a stage's first stamp leaves only the stamp's temporary
+     * file: that directory is the pipeline's own and starts afresh. Here SFT's holds such
+     * a file and IPR's a foreign one: SFT runs, the leftover goes, IPR is refused. */
+    assert_int_equal(remove(p), 0);
+    char tmp[256], foreign[256];
+    snprintf(tmp, sizeof tmp, "%s/.sevo_stage.json.tmp.99999", c.sft_output_dir);
+    write_text(tmp, "{\"fingerprint\": \"0\"");
+    assert_int_equal(sevo_mkdirs(c.ipr_data_dir, &err), 0);
+    snprintf(foreign, sizeof foreign, "%s/mine.txt", c.ipr_data_dir);
+    write_text(foreign, "keep me");
+    assert_int_equal(pipeline_run(&o, &t, &err), -1);
+    assert_non_null(strstr(err.msg, "did not write"));
+    assert_non_null(strstr(err.msg, c.ipr_data_dir));
+    assert_false(sevo_file_exists(tmp));
+    snprintf(p, sizeof p, "%s/.sevo_stage.json", c.sft_output_dir);
+    assert_true(sevo_file_exists(p));
+    assert_true(sevo_file_exists(foreign));
+    strbuf_free(&t);
 }
 
 /* Runs `sevo pipeline --config CFG`, killed with SIGKILL after kill_after seconds (0 =
