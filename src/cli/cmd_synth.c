@@ -22,6 +22,8 @@ int cmd_synth(int argc, char **argv) {
         {"faint_contrast", FLAG_CONFIG, NULL, "synth.faint_contrast", "a faint object's opacity, (0,1]"},
         {"annotation_noise", FLAG_CONFIG, NULL, "synth.annotation_noise",
          "P(a train record has a caption naming an absent partner object)"},
+        {"caption_reasoning", FLAG_CONFIG, NULL, "synth.caption_reasoning",
+         "a captioned record also carries the trace written from its caption (caption_steps, caption_answer)"},
         {"seed", FLAG_INT, &seed, NULL, "random seed (default: the config's seed)"},
     };
     int rc = cli_parse("synth", "Render the synthetic visual world: train.jsonl, test.jsonl and the "
@@ -40,6 +42,7 @@ int cmd_synth(int argc, char **argv) {
     o.faint_fraction = cfg.synth.faint_fraction;
     o.faint_contrast = cfg.synth.faint_contrast;
     o.annotation_noise = cfg.synth.annotation_noise;
+    o.caption_reasoning = cfg.synth.caption_reasoning;
     sevo_error err;
     double t0 = sevo_now();
     if (synth_generate(&o, &err)) {

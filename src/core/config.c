@@ -169,6 +169,7 @@ static const key_def KEYS[] = {
     KEY("synth.faint_fraction", T_FLOAT, synth.faint_fraction, .flags = GE | LE, .lo = 0, .hi = 1, .dflt = "0"),
     KEY("synth.faint_contrast", T_FLOAT, synth.faint_contrast, .flags = GT | LE, .lo = 0, .hi = 1, .dflt = "0.25"),
     KEY("synth.annotation_noise", T_FLOAT, synth.annotation_noise, .flags = GE | LE, .lo = 0, .hi = 1, .dflt = "0"),
+    KEY("synth.caption_reasoning", T_BOOL, synth.caption_reasoning, .dflt = "false"),
 
     KEY("output_dir", T_STRING, output_dir, .flags = NONEMPTY, .dflt = "./output"),
     KEY("sft_output_dir", T_STRING, sft_output_dir, .flags = NONEMPTY, .dflt = "./output/sft_ckpt"),

@@ -110,6 +110,7 @@ typedef struct sevo_synth_section { /* sevo: the embedded synthetic world */
     float faint_fraction; /* probability that a partner object is drawn faint */
     float faint_contrast; /* a faint object's opacity */
     float annotation_noise; /* probability that a train record names an absent partner */
+    int caption_reasoning;  /* a captioned record's trace is also written from its caption */
 } sevo_synth_section;
 
 typedef struct sevo_config {

@@ -31,6 +31,10 @@ static void sample_free(sevo_sample *s) {
     for (int i = 0; i < s->n_steps; i++)
         free(s->steps[i]);
     free(s->steps);
+    for (int i = 0; i < s->n_caption_steps; i++)
+        free(s->caption_steps[i]);
+    free(s->caption_steps);
+    free(s->caption_answer);
     free(s->type);
     free(s->wrong_perception);
     memset(s, 0, sizeof *s);
@@ -101,6 +105,25 @@ static int answerable(const char *a, const char *key, sevo_error *err) {
                  : 0;
 }
 
+/* An optional array of strings at key into *out (NULL and 0 when absent or null). */
+static int parse_steps(const cJSON *obj, const char *key, char ***out, int *n_out, sevo_error *err) {
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!steps || cJSON_IsNull(steps)) return 0;
+    if (!cJSON_IsArray(steps))
+        return sevo_fail(err, "field '%s': expected an array of strings, got %s", key, json_kind(steps));
+    int n = cJSON_GetArraySize(steps);
+    *out = sevo_calloc((size_t)(n ? n : 1), sizeof **out, key, err);
+    if (!*out) return FATAL;
+    const cJSON *st;
+    cJSON_ArrayForEach(st, steps) {
+        if (!cJSON_IsString(st))
+            return sevo_fail(err, "field '%s[%d]': expected a string, got %s", key, *n_out, json_kind(st));
+        if (!((*out)[*n_out] = dup_str(st->valuestring, err))) return FATAL;
+        (*n_out)++;
+    }
+    return 0;
+}
+
 /* The fields shared by every sample of a line. */
 static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_error *err) {
     int rc;
@@ -123,23 +146,23 @@ static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_
             return sevo_fail(err, "field 'depth': expected a non-negative integer, got %g",
                              depth->valuedouble);
     }
-    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(obj, "steps");
-    if (steps && !cJSON_IsNull(steps)) {
-        if (!cJSON_IsArray(steps))
-            return sevo_fail(err, "field 'steps': expected an array of strings, got %s",
-                             json_kind(steps));
-        int n = cJSON_GetArraySize(steps);
-        s->steps = sevo_calloc((size_t)(n ? n : 1), sizeof *s->steps, "steps", err);
-        if (!s->steps) return FATAL;
-        const cJSON *st;
-        cJSON_ArrayForEach(st, steps) {
-            if (!cJSON_IsString(st))
-                return sevo_fail(err, "field 'steps[%d]': expected a string, got %s", s->n_steps,
-                                 json_kind(st));
-            if (!(s->steps[s->n_steps] = dup_str(st->valuestring, err))) return FATAL;
-            s->n_steps++;
-        }
-    }
+    if ((rc = parse_steps(obj, "steps", &s->steps, &s->n_steps, err)) != 0 ||
+        (rc = parse_steps(obj, "caption_steps", &s->caption_steps, &s->n_caption_steps, err)) != 0 ||
+        (rc = jsonl_opt_string(obj, "caption_answer", &s->caption_answer, err)) != 0)
+        return rc;
+    if ((s->caption_steps || s->caption_answer) && !s->caption)
+        return sevo_fail(err, "field '%s': given without 'caption'", s->caption_steps ? "caption_steps" : "caption_answer");
+    if (s->caption_steps && !s->caption_answer) return sevo_fail(err, "field 'caption_answer': missing (caption_steps is given)");
+    if (s->caption_answer && !s->caption_steps) return sevo_fail(err, "field 'caption_steps': missing (caption_answer is given)");
+    if (s->caption_answer && (rc = answerable(s->caption_answer, "caption_answer", err)) != 0) return rc;
+    return 0;
+}
+
+static int copy_steps(char *const *steps, int n, char ***out, int *n_out, sevo_error *err) {
+    if (n == 0) return 0;
+    if (!(*out = sevo_calloc((size_t)n, sizeof **out, "steps", err))) return -1;
+    for (; *n_out < n; (*n_out)++)
+        if (!((*out)[*n_out] = dup_str(steps[*n_out], err))) return -1;
     return 0;
 }
 
@@ -157,12 +180,10 @@ static int complete(const sevo_sample *tmpl, char *question, char *answer, sevo_
         (tmpl->type && !(out->type = dup_str(tmpl->type, err))) ||
         (tmpl->wrong_perception && !(out->wrong_perception = dup_str(tmpl->wrong_perception, err))))
         goto oom;
-    if (tmpl->n_steps > 0) {
-        out->steps = sevo_calloc((size_t)tmpl->n_steps, sizeof *out->steps, "steps", err);
-        if (!out->steps) goto oom;
-        for (; out->n_steps < tmpl->n_steps; out->n_steps++)
-            if (!(out->steps[out->n_steps] = dup_str(tmpl->steps[out->n_steps], err))) goto oom;
-    }
+    if (copy_steps(tmpl->steps, tmpl->n_steps, &out->steps, &out->n_steps, err) ||
+        copy_steps(tmpl->caption_steps, tmpl->n_caption_steps, &out->caption_steps, &out->n_caption_steps, err) ||
+        (tmpl->caption_answer && !(out->caption_answer = dup_str(tmpl->caption_answer, err))))
+        goto oom;
     return 0;
 oom:
     sample_free(out);
@@ -274,7 +295,9 @@ static int parse_object(void *ctx, const cJSON *obj, const char *dir, int line, 
     if ((rc = parse_common(obj, dir, &tmpl, err)) != 0) goto done;
     const cJSON *conv = cJSON_GetObjectItemCaseSensitive(obj, "conversations");
     if (conv && !cJSON_GetObjectItemCaseSensitive(obj, "question")) {
-        rc = parse_conversations(conv, &tmpl, l, err);
+        /* a caption's answer belongs to one question, a conversation has several */
+        rc = tmpl.caption_answer ? sevo_fail(err, "field 'caption_answer': not allowed with 'conversations'")
+                                 : parse_conversations(conv, &tmpl, l, err);
     } else {
         char *q = NULL, *a = NULL;
         if ((rc = jsonl_req_string(obj, "question", &q, err)) != 0 ||

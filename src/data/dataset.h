@@ -2,7 +2,8 @@
  *
  * One JSON object a line, in the reference's format
  *   {"image": "path", "question": "...", "answer": "..."}
- * with optional "perception", "caption", "steps", "type", "depth", "wrong_perception"
+ * with optional "perception", "caption", "steps", "caption_steps", "caption_answer",
+ * "type", "depth", "wrong_perception"
  * ("objects" is accepted and ignored), or in the LLaVA format
  *   {"image": "path", "conversations": [{"from": "human", "value": "<image>\nQ"},
  *                                       {"from": "gpt", "value": "A"}, ...]}
@@ -24,6 +25,12 @@ typedef struct sevo_sample {
     char *caption;
     char **steps;     /* optional: NULL, n_steps 0 */
     int n_steps;
+    /* optional (NULL, 0), with a caption, and both or neither: the trace and answer as
+     * written from the caption, which SFT trains the perceive-and-reason trace on
+     * instead (reasoning data written from captions). answer stays the ground truth. */
+    char **caption_steps;
+    int n_caption_steps;
+    char *caption_answer;
     char *type;             /* optional: NULL */
     int depth;              /* optional: 0 */
     char *wrong_perception; /* optional: NULL */

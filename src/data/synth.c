@@ -438,6 +438,7 @@ static void begin_question(synth_question *q, int qtype) {
 
 void synth_make_exist_question(const synth_scene *s, int type, synth_question *q) {
     begin_question(q, SYNTH_Q_EXIST);
+    q->arg[0] = type;
     const char *c = synth_color_names[synth_type_color(type)];
     const char *sh = synth_shape_names[synth_type_shape(type)];
     int i = find_type(s, type);
@@ -469,16 +470,14 @@ static void make_exist(const synth_scene *s, sevo_rng *r, synth_question *q) {
     synth_make_exist_question(s, type, q);
 }
 
-static int make_color(const synth_scene *s, sevo_rng *r, synth_question *q) {
-    int shapes[SYNTH_NUM_SHAPES], k = 0;
-    for (int sh = 0; sh < SYNTH_NUM_SHAPES; sh++)
-        if (count_shape(s, sh) == 1) shapes[k++] = sh;
-    if (k == 0) return -1;
-    int sh = shapes[sevo_rng_below(r, (uint32_t)k)];
+/* "what color is the <shape> ?": -1 unless the shape is in the scene exactly once. */
+static int build_color(const synth_scene *s, int sh, synth_question *q) {
+    if (count_shape(s, sh) != 1) return -1;
     const synth_object *o = NULL;
     for (int i = 0; i < s->n; i++)
         if (s->obj[i].shape == sh) o = &s->obj[i];
     begin_question(q, SYNTH_Q_COLOR);
+    q->arg[0] = sh;
     snprintf(q->question, sizeof q->question, "what color is the %s ?", synth_shape_names[sh]);
     snprintf(q->answer, sizeof q->answer, "%s", synth_color_names[o->color]);
     size_t len = 0;
@@ -489,11 +488,17 @@ static int make_color(const synth_scene *s, sevo_rng *r, synth_question *q) {
     return 0;
 }
 
-static void make_count(const synth_scene *s, sevo_rng *r, synth_question *q) {
-    /* Half the time a shape that is present, so that counts above zero are common. */
-    int sh = sevo_rng_below(r, 2) == 0 ? s->obj[sevo_rng_below(r, (uint32_t)s->n)].shape
-                                       : (int)sevo_rng_below(r, SYNTH_NUM_SHAPES);
+static int make_color(const synth_scene *s, sevo_rng *r, synth_question *q) {
+    int shapes[SYNTH_NUM_SHAPES], k = 0;
+    for (int sh = 0; sh < SYNTH_NUM_SHAPES; sh++)
+        if (count_shape(s, sh) == 1) shapes[k++] = sh;
+    if (k == 0) return -1;
+    return build_color(s, shapes[sevo_rng_below(r, (uint32_t)k)], q);
+}
+
+static void build_count(const synth_scene *s, int sh, synth_question *q) {
     begin_question(q, SYNTH_Q_COUNT);
+    q->arg[0] = sh;
     const char *pl = synth_shape_plurals[sh];
     snprintf(q->question, sizeof q->question, "how many %s are there ?", pl);
     snprintf(q->answer, sizeof q->answer, "%d", count_shape(s, sh));
@@ -504,17 +509,26 @@ static void make_count(const synth_scene *s, sevo_rng *r, synth_question *q) {
     fill_checks(q, 2);
 }
 
-static int make_spatial(const synth_scene *s, sevo_rng *r, synth_question *q) {
-    if (s->n < 2) return -1;
-    int i = (int)sevo_rng_below(r, (uint32_t)s->n);
-    int j = (int)sevo_rng_below(r, (uint32_t)(s->n - 1));
-    if (j >= i) j++;
-    int rel = (int)sevo_rng_below(r, SYNTH_NUM_RELATIONS);
+static void make_count(const synth_scene *s, sevo_rng *r, synth_question *q) {
+    /* Half the time a shape that is present, so that counts above zero are common. */
+    int sh = sevo_rng_below(r, 2) == 0 ? s->obj[sevo_rng_below(r, (uint32_t)s->n)].shape
+                                       : (int)sevo_rng_below(r, SYNTH_NUM_SHAPES);
+    build_count(s, sh, q);
+}
+
+/* "is the <a> <relation> the <b> ?" about objects of types ta and tb: -1 unless both
+ * are in the scene. */
+static int build_spatial(const synth_scene *s, int ta, int rel, int tb, synth_question *q) {
+    int i = find_type(s, ta), j = find_type(s, tb);
+    if (i < 0 || j < 0 || i == j) return -1;
     const synth_object *a = &s->obj[i], *b = &s->obj[j];
     int ra = a->position / SYNTH_GRID, ca = a->position % SYNTH_GRID;
     int rb = b->position / SYNTH_GRID, cb = b->position % SYNTH_GRID;
     int yes = rel == 0 ? ca < cb : rel == 1 ? ca > cb : rel == 2 ? ra < rb : ra > rb;
     begin_question(q, SYNTH_Q_SPATIAL);
+    q->arg[0] = ta;
+    q->arg[1] = rel;
+    q->arg[2] = tb;
     snprintf(q->question, sizeof q->question, "is the %s %s %s the %s %s ?",
              synth_color_names[a->color], synth_shape_names[a->shape], synth_relation_names[rel],
              synth_color_names[b->color], synth_shape_names[b->shape]);
@@ -531,19 +545,20 @@ static int make_spatial(const synth_scene *s, sevo_rng *r, synth_question *q) {
     return 0;
 }
 
-static void make_compare(const synth_scene *s, sevo_rng *r, synth_question *q) {
-    /* One shape is present and the other is any other shape; the order is random, so
-     * "yes" and "no" are both common. */
-    int s1 = s->obj[sevo_rng_below(r, (uint32_t)s->n)].shape;
-    int o = (int)sevo_rng_below(r, SYNTH_NUM_SHAPES - 1);
-    int s2 = o >= s1 ? o + 1 : o;
-    if (sevo_rng_below(r, 2)) {
-        int t = s1;
-        s1 = s2;
-        s2 = t;
-    }
+static int make_spatial(const synth_scene *s, sevo_rng *r, synth_question *q) {
+    if (s->n < 2) return -1;
+    int i = (int)sevo_rng_below(r, (uint32_t)s->n);
+    int j = (int)sevo_rng_below(r, (uint32_t)(s->n - 1));
+    if (j >= i) j++;
+    int rel = (int)sevo_rng_below(r, SYNTH_NUM_RELATIONS);
+    return build_spatial(s, object_type(&s->obj[i]), rel, object_type(&s->obj[j]), q);
+}
+
+static void build_compare(const synth_scene *s, int s1, int s2, synth_question *q) {
     int n1 = count_shape(s, s1), n2 = count_shape(s, s2);
     begin_question(q, SYNTH_Q_COMPARE);
+    q->arg[0] = s1;
+    q->arg[1] = s2;
     snprintf(q->question, sizeof q->question, "are there more %s than %s ?",
              synth_shape_plurals[s1], synth_shape_plurals[s2]);
     snprintf(q->answer, sizeof q->answer, "%s", yes_no(n1 > n2));
@@ -559,6 +574,20 @@ static void make_compare(const synth_scene *s, sevo_rng *r, synth_question *q) {
     fill_checks(q, 3);
 }
 
+static void make_compare(const synth_scene *s, sevo_rng *r, synth_question *q) {
+    /* One shape is present and the other is any other shape; the order is random, so
+     * "yes" and "no" are both common. */
+    int s1 = s->obj[sevo_rng_below(r, (uint32_t)s->n)].shape;
+    int o = (int)sevo_rng_below(r, SYNTH_NUM_SHAPES - 1);
+    int s2 = o >= s1 ? o + 1 : o;
+    if (sevo_rng_below(r, 2)) {
+        int t = s1;
+        s1 = s2;
+        s2 = t;
+    }
+    build_compare(s, s1, s2, q);
+}
+
 int synth_make_question(const synth_scene *s, int qtype, sevo_rng *r, synth_question *q) {
     if (!s || s->n < 1) return -1;
     switch (qtype) {
@@ -567,6 +596,17 @@ int synth_make_question(const synth_scene *s, int qtype, sevo_rng *r, synth_ques
     case SYNTH_Q_COUNT: make_count(s, r, q); return 0;
     case SYNTH_Q_SPATIAL: return make_spatial(s, r, q);
     case SYNTH_Q_COMPARE: make_compare(s, r, q); return 0;
+    default: return -1;
+    }
+}
+
+int synth_question_on_scene(const synth_question *q, const synth_scene *s, synth_question *out) {
+    switch (q->qtype) {
+    case SYNTH_Q_EXIST: synth_make_exist_question(s, q->arg[0], out); return 0;
+    case SYNTH_Q_COLOR: return build_color(s, q->arg[0], out);
+    case SYNTH_Q_COUNT: build_count(s, q->arg[0], out); return 0;
+    case SYNTH_Q_SPATIAL: return build_spatial(s, q->arg[0], q->arg[1], q->arg[2], out);
+    case SYNTH_Q_COMPARE: build_compare(s, q->arg[0], q->arg[1], out); return 0;
     default: return -1;
     }
 }
@@ -730,6 +770,8 @@ typedef struct split_stats {
      * after the first (n - 1 per scene). */
     long partner_present, objects_n2, added_n2;
     long noisy_annotations; /* records with a caption (synth_annotate) */
+    long caption_traces;    /* of those, records with the trace written from the caption */
+    long caption_answers_differ; /* of those, records whose caption answer is not the answer */
 } split_stats;
 
 static void count_scene(split_stats *st, const synth_scene *s, const synth_question *q) {
@@ -759,10 +801,22 @@ static void add_number(cJSON *obj, const char *key, double value, int *ok) {
     if (!cJSON_AddNumberToObject(obj, key, value)) *ok = 0;
 }
 
-/* One JSONL record; keys in the documented order. caption, wrong and pope_split may be
- * NULL. */
+static void add_steps(cJSON *rec, const char *key, const synth_question *q, int *ok) {
+    cJSON *steps = cJSON_AddArrayToObject(rec, key);
+    if (!steps) *ok = 0;
+    for (int k = 0; *ok && k < SYNTH_NUM_STEPS; k++) {
+        cJSON *st = cJSON_CreateString(q->steps[k]);
+        if (!st || !cJSON_AddItemToArray(steps, st)) {
+            cJSON_Delete(st);
+            *ok = 0;
+        }
+    }
+}
+
+/* One JSONL record; keys in the documented order. caption, cq (the question on the
+ * caption's scene), wrong and pope_split may be NULL. */
 static cJSON *make_record(const char *image, const synth_question *q, const char *perception,
-                          const char *caption, const synth_scene *s, const char *wrong,
+                          const char *caption, const synth_question *cq, const synth_scene *s, const char *wrong,
                           const char *pope_split) {
     cJSON *rec = cJSON_CreateObject();
     if (!rec) return NULL;
@@ -772,14 +826,10 @@ static cJSON *make_record(const char *image, const synth_question *q, const char
     add_string(rec, "answer", q->answer, &ok);
     add_string(rec, "perception", perception, &ok);
     if (caption) add_string(rec, "caption", caption, &ok);
-    cJSON *steps = cJSON_AddArrayToObject(rec, "steps");
-    if (!steps) ok = 0;
-    for (int k = 0; ok && k < SYNTH_NUM_STEPS; k++) {
-        cJSON *st = cJSON_CreateString(q->steps[k]);
-        if (!st || !cJSON_AddItemToArray(steps, st)) {
-            cJSON_Delete(st);
-            ok = 0;
-        }
+    add_steps(rec, "steps", q, &ok);
+    if (cq) {
+        add_steps(rec, "caption_steps", cq, &ok);
+        add_string(rec, "caption_answer", cq->answer, &ok);
     }
     add_string(rec, "type", synth_qtype_names[q->qtype], &ok);
     add_number(rec, "depth", q->depth, &ok);
@@ -888,6 +938,10 @@ static cJSON *stats_json(const split_stats *st, int with_cooccurrence, int with_
     }
     if (with_noise) /* only with annotation noise: the file as before otherwise */
         add_number(j, "noisy_annotations", (double)st->noisy_annotations, ok);
+    if (with_noise > 1) { /* and with caption reasoning */
+        add_number(j, "caption_traces", (double)st->caption_traces, ok);
+        add_number(j, "caption_answers_differ", (double)st->caption_answers_differ, ok);
+    }
     return j;
 }
 
@@ -954,9 +1008,12 @@ static int write_world(const synth_options *o, const split_stats *train, const s
         }
         if (o->annotation_noise > 0.0f) /* likewise */
             add_number(opt, "annotation_noise", round4(o->annotation_noise), &ok);
+        if (o->annotation_noise > 0.0f && o->caption_reasoning) /* likewise */
+            cJSON_AddItemToObject(opt, "caption_reasoning", cJSON_CreateTrue());
     }
     add_item(w, "options", opt, &ok);
-    add_item(w, "train", stats_json(train, 1, o->annotation_noise > 0.0f, &ok), &ok);
+    int noise_stats = o->annotation_noise > 0.0f ? 1 + (o->caption_reasoning != 0) : 0;
+    add_item(w, "train", stats_json(train, 1, noise_stats, &ok), &ok);
     add_item(w, "test", stats_json(test, 0, 0, &ok), &ok);
     cJSON *pope = cJSON_CreateObject();
     for (int p = 0; pope && p < NUM_POPE; p++) {
@@ -1104,6 +1161,15 @@ static int generate_split(const synth_options *o, int is_train, synth_scene *chu
                     synth_format_perception(noisy.obj, noisy.n, caption, sizeof caption);
                 }
             }
+            /* With caption reasoning, the record's trace as a writer who had only the
+             * caption would give it (reasoning data written from captions, as in
+             * LLaVA-Instruct); the answer stays the scene's */
+            synth_question cq;
+            int caption_trace = captioned && o->caption_reasoning && synth_question_on_scene(&q, &noisy, &cq) == 0;
+            if (caption_trace) {
+                st->caption_traces++;
+                st->caption_answers_differ += strcmp(cq.answer, q.answer) != 0;
+            }
             synth_format_perception(s->obj, s->n, perception, sizeof perception);
             if (is_train) {
                 sample_rng(&rw, o->seed, P_TRAIN_WRONG, i);
@@ -1111,8 +1177,8 @@ static int generate_split(const synth_options *o, int is_train, synth_scene *chu
             }
             count_scene(st, s, &q);
             snprintf(rel, sizeof rel, "images/%s_%06d.png", split, i);
-            if (write_record(&af, make_record(rel, &q, perception, captioned ? caption : NULL, s,
-                                                  is_train ? wrong : NULL, NULL),
+            if (write_record(&af, make_record(rel, &q, perception, captioned ? caption : NULL,
+                                                  caption_trace ? &cq : NULL, s, is_train ? wrong : NULL, NULL),
                              err) != 0) {
                 sevo_atomic_abort(&af);
                 return -1;
@@ -1182,7 +1248,7 @@ static int generate_pope(const synth_options *o, int split, const synth_scene *s
             (*no)++;
         synth_format_perception(s->obj, s->n, perception, sizeof perception);
         snprintf(rel, sizeof rel, "images/test_%06d.png", si);
-        if (write_record(&af, make_record(rel, &q, perception, NULL, s, NULL, k_pope_names[split]),
+        if (write_record(&af, make_record(rel, &q, perception, NULL, NULL, s, NULL, k_pope_names[split]),
                          err) != 0) {
             sevo_atomic_abort(&af);
             return -1;

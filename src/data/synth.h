@@ -132,6 +132,9 @@ typedef struct synth_question {
     char question[SYNTH_TEXT_MAX];
     char answer[16];
     char steps[SYNTH_NUM_STEPS][SYNTH_TEXT_MAX];
+    int arg[3]; /* what the question asks about, per type: exist (type), color (shape),
+                 * count (shape), spatial (type a, relation, type b), compare (shape 1,
+                 * shape 2) */
 } synth_question;
 
 /* Makes a question of type qtype about the scene, drawing from r. Returns 0, or -1 if
@@ -141,6 +144,13 @@ int synth_make_question(const synth_scene *s, int qtype, sevo_rng *r, synth_ques
 
 /* The existence question "is there a <colour> <shape> ?" about a given type. */
 void synth_make_exist_question(const synth_scene *s, int type, synth_question *q);
+
+/* The same question (q's type and arguments, so the same text) asked about another
+ * scene, with that scene's answer and trace: how a caption's scene answers a record's
+ * question. Returns -1 when that scene cannot support it (a colour question whose shape
+ * is not there exactly once, a spatial question about an object that is not there);
+ * out is then unspecified. */
+int synth_question_on_scene(const synth_question *q, const synth_scene *s, synth_question *out);
 
 /* A plausible wrong perception of the scene (for training the refine sub-policy):
  * with probability 0.6 the true one plus the absent partner of a present object at a
@@ -159,6 +169,8 @@ typedef struct synth_options {
     float faint_fraction; /* P(a partner object is drawn faint), in [0, 1] */
     float faint_contrast; /* a faint object's opacity, in (0, 1] */
     float annotation_noise; /* P(a train record has a caption naming an absent partner), [0, 1] */
+    int caption_reasoning;  /* 1: a captioned record also carries its question's trace and
+                             * answer on the caption's scene (caption_steps, caption_answer) */
 } synth_options;
 
 /* Defaults: output_dir "data/synthetic", 4000 train, 1000 test, seed 42, 30 px,

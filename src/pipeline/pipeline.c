@@ -113,6 +113,7 @@ static int stage_synth(const pipeline_options *o, sevo_error *err) {
     so.faint_fraction = cfg->synth.faint_fraction;
     so.faint_contrast = cfg->synth.faint_contrast;
     so.annotation_noise = cfg->synth.annotation_noise;
+    so.caption_reasoning = cfg->synth.caption_reasoning;
     if (o->verbose) printf("[synth] rendering %d + %d scenes into %s\n", so.num_train, so.num_test, so.output_dir);
     return synth_generate(&so, err);
 }

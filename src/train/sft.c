@@ -18,7 +18,7 @@
 static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokenizer **tok, sevo_error *err) {
     size_t cap = 1, n = 0; /* the template */
     for (int i = 0; i < ds->n; i++)
-        cap += 5 + (size_t)ds->samples[i].n_steps;
+        cap += 6 + (size_t)ds->samples[i].n_steps + (size_t)ds->samples[i].n_caption_steps;
     const char **texts = malloc(cap * sizeof *texts);
     if (!texts) return sevo_fail(err, "out of memory (vocabulary)");
     for (int i = 0; i < ds->n; i++) {
@@ -29,6 +29,8 @@ static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokeni
         if (s->caption) texts[n++] = s->caption;
         if (s->wrong_perception) texts[n++] = s->wrong_perception;
         for (int k = 0; k < s->n_steps; k++) texts[n++] = s->steps[k];
+        if (s->caption_answer) texts[n++] = s->caption_answer;
+        for (int k = 0; k < s->n_caption_steps; k++) texts[n++] = s->caption_steps[k];
     }
     /* The template goes in unfilled, so its "'{" and "}'" become words and the quotes
      * around a filled-in description encode as <unk>: one consistent token, which the
@@ -45,11 +47,11 @@ static int build_tokenizer(const sevo_dataset *ds, const char *tmpl, sevo_tokeni
  * answer_target. A perceive-and-reason trace cut at n < the sample's steps is an early
  * exit, where the answer is asked for (HSR-EE): its forced <answer> is not a target, so
  * the model never learns to stop early by itself; it learns to answer when stopped. */
-static int push_steps_answer(tokseq *q, const prompt_ids *p, const sevo_tokenizer *tok, const sevo_sample *s,
-                             int n, int answer_target, sevo_error *err) {
+static int push_steps_answer(tokseq *q, const prompt_ids *p, const sevo_tokenizer *tok, char *const *steps,
+                             const char *answer, int n, int answer_target, sevo_error *err) {
     for (int k = 0; k < n; k++)
-        if (tokseq_push(q, p->step, 1, err) || tokseq_text(q, tok, s->steps[k], 1, err)) return -1;
-    if (tokseq_push(q, p->answer, answer_target, err) || tokseq_text(q, tok, s->answer, 1, err) ||
+        if (tokseq_push(q, p->step, 1, err) || tokseq_text(q, tok, steps[k], 1, err)) return -1;
+    if (tokseq_push(q, p->answer, answer_target, err) || tokseq_text(q, tok, answer, 1, err) ||
         tokseq_push(q, p->eos, 1, err))
         return -1;
     return 0;
@@ -91,17 +93,28 @@ int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const 
              * example of its own that ends where the first step begins, while the trace
              * reads the perception without learning to write it: the reasoning is
              * taught on descriptions that are right, as in reasoning data, and the
-             * description on the annotator's, as in caption data. */
-            if (s->caption) {
+             * description on the annotator's, as in caption data. With the trace written
+             * from the caption (caption_steps), the trace is the caption's: it writes
+             * the caption and reasons and answers from it, as reasoning data written
+             * from captions does; the steps follow the description, right or not. */
+            if (s->caption_steps) {
+                /* cut where the trace would have been */
+                int n_cap = n_steps < s->n_caption_steps ? n_steps : s->n_caption_steps;
+                rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->caption, 1, err) ||
+                     push_steps_answer(&q, &p, tok, s->caption_steps, s->caption_answer, n_cap,
+                                       n_cap == s->n_caption_steps, err) ||
+                     example_set_add(es, &q, img, max_len, err);
+            } else if (s->caption) {
                 rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->caption, 1, err) ||
                      tokseq_push(&q, p.step, 1, err) || example_set_add(es, &q, img, max_len, err);
                 if (rc) break;
                 q.n = 0;
             }
-            rc = prompt_perceive(&q, &p, tok, np, s->question, err) ||
-                 tokseq_text(&q, tok, s->perception, !s->caption, err) ||
-                 push_steps_answer(&q, &p, tok, s, n_steps, n_steps == s->n_steps, err) ||
-                 example_set_add(es, &q, img, max_len, err);
+            if (!s->caption_steps)
+                rc = prompt_perceive(&q, &p, tok, np, s->question, err) ||
+                     tokseq_text(&q, tok, s->perception, !s->caption, err) ||
+                     push_steps_answer(&q, &p, tok, s->steps, s->answer, n_steps, n_steps == s->n_steps, err) ||
+                     example_set_add(es, &q, img, max_len, err);
             if (rc) break;
             q.n = 0;
             /* π_text: with text_reasoning it writes the steps that reach the answer (up to
@@ -111,7 +124,7 @@ int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const 
             int reasoning = cfg->sft.text_reasoning;
             int text_steps = s->depth > 0 && s->depth < s->n_steps ? s->depth : s->n_steps;
             rc = prompt_text(&q, &p, tok, s->question, s->perception, reasoning, err) ||
-                 (reasoning ? push_steps_answer(&q, &p, tok, s, text_steps, 1, err)
+                 (reasoning ? push_steps_answer(&q, &p, tok, s->steps, s->answer, text_steps, 1, err)
                             : tokseq_text(&q, tok, s->answer, 1, err) || tokseq_push(&q, p.eos, 1, err)) ||
                  example_set_add(es, &q, -1, max_len, err);
             if (rc) break;

@@ -55,7 +55,8 @@ static void test_reference_format(void **state) {
                "{\"image\": \"imgs/0.png\", \"question\": \"Is there a red circle?\", \"answer\": "
                "\"yes\", \"perception\": \"a red circle at top-left\", \"caption\": \"a red circle and a "
                "cup\", \"steps\": [\"look\", "
-               "\"red circle found\"], \"type\": \"existence\", \"depth\": 1, \"objects\": "
+               "\"red circle found\"], \"caption_steps\": [\"cup found\"], \"caption_answer\": \"no\", "
+               "\"type\": \"existence\", \"depth\": 1, \"objects\": "
                "[{\"shape\": \"circle\"}], \"wrong_perception\": \"a blue square\"}\n"
                "\n"
                "   \t\n"
@@ -78,6 +79,9 @@ static void test_reference_format(void **state) {
     assert_int_equal(s->n_steps, 2);
     assert_string_equal(s->steps[0], "look");
     assert_string_equal(s->steps[1], "red circle found");
+    assert_int_equal(s->n_caption_steps, 1);
+    assert_string_equal(s->caption_steps[0], "cup found");
+    assert_string_equal(s->caption_answer, "no");
     assert_string_equal(s->type, "existence");
     assert_int_equal(s->depth, 1);
     assert_string_equal(s->wrong_perception, "a blue square");
@@ -90,6 +94,9 @@ static void test_reference_format(void **state) {
     assert_null(s->caption);
     assert_null(s->steps);
     assert_int_equal(s->n_steps, 0);
+    assert_null(s->caption_steps);
+    assert_int_equal(s->n_caption_steps, 0);
+    assert_null(s->caption_answer);
     assert_null(s->type);
     assert_int_equal(s->depth, 0);
     assert_null(s->wrong_perception);
@@ -201,6 +208,28 @@ static void test_bad_lines(void **state) {
                       "field 'caption': expected a string");
     expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \" \"}",
                       "field 'caption': empty");
+    /* the trace written from a caption: with a caption, both fields or neither */
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption_steps\": [\"s\"], "
+                         "\"caption_answer\": \"b\"}",
+                      "field 'caption_steps': given without 'caption'");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption_answer\": \"b\"}",
+                      "field 'caption_answer': given without 'caption'");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \"c\", "
+                         "\"caption_steps\": [\"s\"]}",
+                      "field 'caption_answer': missing (caption_steps is given)");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \"c\", "
+                         "\"caption_answer\": \"b\"}",
+                      "field 'caption_steps': missing (caption_answer is given)");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \"c\", "
+                         "\"caption_steps\": [\"s\", 1], \"caption_answer\": \"b\"}",
+                      "field 'caption_steps[1]': expected a string");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \"c\", "
+                         "\"caption_steps\": [\"s\"], \"caption_answer\": \"?\"}",
+                      "field 'caption_answer': no letter or digit");
+    expect_line_error(f, "{\"perception\": \"p\", \"caption\": \"c\", \"caption_steps\": [\"s\"], "
+                         "\"caption_answer\": \"b\", \"conversations\": [{\"from\": \"human\", \"value\": \"q\"}, "
+                         "{\"from\": \"gpt\", \"value\": \"a\"}]}",
+                      "field 'caption_answer': not allowed with 'conversations'");
     /* answers that normalise to nothing would match an empty prediction */
     expect_line_error(f, "{\"question\": \"q\", \"answer\": \"...\"}",
                       "field 'answer': no letter or digit in \"...\"");

@@ -972,6 +972,136 @@ static void test_annotation_world(void **state) {
     sevo_remove_tree(dir2);
 }
 
+/* With caption reasoning, each captioned train record also carries its question's trace
+ * and answer on the caption's scene, checked against the independent recomputation on
+ * the caption's objects; without those two fields the record is the annotation-only
+ * world's, byte for byte; only a colour question whose shape the caption names twice has
+ * none; and world.json names the option and both counts. */
+static void test_caption_reasoning_world(void **state) {
+    fixture *f = *state;
+    char dir_a[64], dir_c[64];
+    synth_options a = f->opt, c = f->opt;
+    a.annotation_noise = c.annotation_noise = 0.5f;
+    c.caption_reasoning = 1;
+    generate_variant(&a, dir_a, sizeof dir_a);
+    generate_variant(&c, dir_c, sizeof dir_c);
+    static const char *const same[] = {"test.jsonl", "pope_random.jsonl", "pope_popular.jsonl",
+                                       "pope_adversarial.jsonl"};
+    assert_same_files(dir_a, dir_c, same, sizeof same / sizeof same[0]);
+    cJSON **plain, **recs;
+    int n = load_jsonl(dir_a, "train.jsonl", &plain);
+    assert_int_equal(load_jsonl(dir_c, "train.jsonl", &recs), n);
+    int traces = 0, differ = 0, captioned = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *cap = cJSON_GetObjectItemCaseSensitive(recs[i], "caption");
+        const cJSON *steps = cJSON_GetObjectItemCaseSensitive(recs[i], "caption_steps");
+        const cJSON *ans = cJSON_GetObjectItemCaseSensitive(recs[i], "caption_answer");
+        assert_int_equal(steps != NULL, ans != NULL);
+        captioned += cap != NULL;
+        synth_object o[8];
+        int no = cap ? synth_parse_perception(cap->valuestring, o, 8) : 0;
+        const char *question = str_field(recs[i], "question");
+        if (cap && !steps) {
+            /* the one question a caption's scene cannot take */
+            assert_string_equal(str_field(recs[i], "type"), "color");
+            char buf[256], *t[32] = {0};
+            tokens(question, buf, sizeof buf, t, 32);
+            assert_int_equal(count_shape(o, no, synth_shape_index(t[4])), 2);
+        }
+        if (steps) {
+            assert_non_null(cap);
+            traces++;
+            char want[32], want_steps[2][SYNTH_TEXT_MAX];
+            int qtype, n_find;
+            recompute(question, o, no, want, sizeof want, &qtype, want_steps, &n_find);
+            assert_string_equal(ans->valuestring, want);
+            differ += strcmp(want, str_field(recs[i], "answer")) != 0;
+            assert_int_equal(cJSON_GetArraySize(steps), SYNTH_NUM_STEPS);
+            for (int k = 0; k < n_find; k++)
+                assert_string_equal(cJSON_GetArrayItem(steps, k)->valuestring, want_steps[k]);
+            char check[64];
+            snprintf(check, sizeof check, "check : %s", want);
+            assert_string_equal(cJSON_GetArrayItem(steps, SYNTH_NUM_STEPS - 1)->valuestring, check);
+            /* right after the steps, in that order */
+            assert_ptr_equal(cJSON_GetObjectItemCaseSensitive(recs[i], "steps")->next, steps);
+            assert_ptr_equal(steps->next, ans);
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(recs[i], "caption_steps");
+        cJSON_DeleteItemFromObjectCaseSensitive(recs[i], "caption_answer");
+        char *x = cJSON_PrintUnformatted(plain[i]), *y = cJSON_PrintUnformatted(recs[i]);
+        assert_string_equal(x, y);
+        free(x);
+        free(y);
+    }
+    free_records(plain, n);
+    free_records(recs, n);
+    assert_true(traces > captioned * 8 / 10 && traces <= captioned);
+    assert_true(differ > 0 && differ < traces);
+    char *x = read_text(dir_a, "world.json"), *y = read_text(dir_c, "world.json");
+    assert_null(strstr(x, "caption_reasoning"));
+    assert_null(strstr(x, "caption_traces"));
+    cJSON *w = cJSON_Parse(y);
+    assert_non_null(w);
+    const cJSON *opt = cJSON_GetObjectItem(w, "options"), *train = cJSON_GetObjectItem(w, "train");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(opt, "caption_reasoning")));
+    assert_int_equal(cJSON_GetObjectItem(train, "caption_traces")->valueint, traces);
+    assert_int_equal(cJSON_GetObjectItem(train, "caption_answers_differ")->valueint, differ);
+    cJSON_Delete(w);
+    free(x);
+    free(y);
+    sevo_remove_tree(dir_a);
+    sevo_remove_tree(dir_c);
+}
+
+/* synth_question_on_scene: on the question's own scene it rebuilds the question exactly;
+ * on a scene with one object more the text stays and the answer is that scene's; it
+ * refuses a colour question whose shape is there twice and a spatial question about an
+ * object that is not there. */
+static void test_question_on_scene(void **state) {
+    (void)state;
+    sevo_rng r;
+    sevo_rng_seed(&r, 5, 5);
+    for (int i = 0; i < 400; i++) {
+        synth_scene s, cap;
+        synth_scene_sample(&r, 0.8f, &s);
+        synth_question q, back;
+        int qtype = (int)sevo_rng_below(&r, SYNTH_NUM_QTYPES);
+        if (synth_make_question(&s, qtype, &r, &q)) continue;
+        assert_int_equal(synth_question_on_scene(&q, &s, &back), 0);
+        assert_string_equal(back.question, q.question);
+        assert_string_equal(back.answer, q.answer);
+        for (int k = 0; k < SYNTH_NUM_STEPS; k++) assert_string_equal(back.steps[k], q.steps[k]);
+        assert_int_equal(back.depth, q.depth);
+        if (!synth_annotate(&s, 1.0f, &r, &cap)) continue;
+        if (synth_question_on_scene(&q, &cap, &back)) {
+            assert_int_equal(q.qtype, SYNTH_Q_COLOR);
+            continue;
+        }
+        assert_string_equal(back.question, q.question);
+        char want[32], want_steps[2][SYNTH_TEXT_MAX];
+        int t, n_find;
+        recompute(q.question, cap.obj, cap.n, want, sizeof want, &t, want_steps, &n_find);
+        assert_string_equal(back.answer, want);
+        for (int k = 0; k < n_find; k++) assert_string_equal(back.steps[k], want_steps[k]);
+    }
+    synth_scene two = {.n = 2, .obj = {{0, 0, 0}, {1, 1, 4}}};
+    synth_scene circles = {.n = 3, .obj = {{0, 0, 0}, {1, 1, 4}, {0, 2, 8}}};
+    synth_scene one = {.n = 1, .obj = {{0, 0, 0}}};
+    synth_question q, out;
+    sevo_rng_seed(&r, 1, 1);
+    int seen_color = 0, seen_spatial = 0;
+    for (int i = 0; i < 64; i++) {
+        if (synth_make_question(&two, SYNTH_Q_COLOR, &r, &q) == 0 && !strcmp(q.question, "what color is the circle ?")) {
+            assert_int_equal(synth_question_on_scene(&q, &circles, &out), -1);
+            seen_color = 1;
+        }
+        assert_int_equal(synth_make_question(&two, SYNTH_Q_SPATIAL, &r, &q), 0);
+        assert_int_equal(synth_question_on_scene(&q, &one, &out), -1);
+        seen_spatial = 1;
+    }
+    assert_true(seen_color && seen_spatial);
+}
+
 static void test_questions_unsupported(void **state) {
     (void)state;
     synth_scene one = {.n = 1, .obj = {{0, 0, 4}}};
@@ -1067,6 +1197,8 @@ int main(void) {
         cmocka_unit_test(test_faint_world),
         cmocka_unit_test(test_annotate),
         cmocka_unit_test(test_annotation_world),
+        cmocka_unit_test(test_caption_reasoning_world),
+        cmocka_unit_test(test_question_on_scene),
         cmocka_unit_test(test_questions_unsupported),
         cmocka_unit_test(test_bad_options),
     };

@@ -308,15 +308,11 @@ static int find_id(const train_example *x, int id, int t) {
     return -1;
 }
 
-/* A world with annotation noise: a record with a caption has an example of its own, on
- * its image, that trains the caption and the <step> after it and ends there; its trace
- * then reads the perception without training it, from <step> on as any trace. A record
- * without one trains its perception in its trace. Every record keeps its π_text and
- * refinement examples. */
-static void test_caption_examples(void **state) {
-    (void)state;
+/* The examples of a small world with annotation noise (in g_dir/name), with or without
+ * the traces written from the captions, no trace cut. */
+static void build_caption_world(const char *name, int caption_reasoning, built_examples *b) {
     char dir[128], path[160];
-    snprintf(dir, sizeof dir, "%s/noisy", g_dir);
+    snprintf(dir, sizeof dir, "%s/%s", g_dir, name);
     synth_options o;
     synth_options_default(&o);
     o.output_dir = dir;
@@ -324,14 +320,25 @@ static void test_caption_examples(void **state) {
     o.num_test = 10;
     o.seed = 3;
     o.annotation_noise = 0.5f;
+    o.caption_reasoning = caption_reasoning;
     sevo_error err;
     if (synth_generate(&o, &err)) fail_msg("synth: %s", err.msg);
     snprintf(path, sizeof path, "%s/train.jsonl", dir);
     sevo_config cfg;
     config_defaults(&cfg);
     cfg.sft.early_answer_fraction = 0.0f;
+    build_examples_from(path, &cfg, b);
+}
+
+/* A world with annotation noise: a record with a caption has an example of its own, on
+ * its image, that trains the caption and the <step> after it and ends there; its trace
+ * then reads the perception without training it, from <step> on as any trace. A record
+ * without one trains its perception in its trace. Every record keeps its π_text and
+ * refinement examples. */
+static void test_caption_examples(void **state) {
+    (void)state;
     built_examples b;
-    build_examples_from(path, &cfg, &b);
+    build_caption_world("noisy", 0, &b);
     const prompt_ids p = b.p;
     int e = 0, captioned = 0;
     for (int i = 0; i < b.ds.n; i++) {
@@ -371,6 +378,58 @@ static void test_caption_examples(void **state) {
     built_examples_free(&b);
 }
 
+/* With the trace written from the caption (synth.caption_reasoning): such a record has
+ * one perceive-and-reason example, which trains the caption and then the caption's steps
+ * and answer (the words of caption_steps and caption_answer, not of steps and answer);
+ * there is no caption example of its own. π_text and the refinement still use the exact
+ * perception. A captioned record without the caption's trace is as before. */
+static void test_caption_reasoning_examples(void **state) {
+    (void)state;
+    built_examples b;
+    build_caption_world("caption_reasoning", 1, &b);
+    const prompt_ids p = b.p;
+    int e = 0, traced = 0, differ = 0;
+    for (int i = 0; i < b.ds.n; i++) {
+        const sevo_sample *s = &b.ds.samples[i];
+        if (s->caption && !s->caption_steps) e++; /* its caption example, as before */
+        const train_example *x = &b.es.ex[e];
+        int at = find_id(x, p.perceive, 0), step = find_id(x, p.step, 0);
+        assert_true(at > 0 && step > at + 1);
+        if (s->caption_steps) {
+            traced++;
+            differ += strcmp(s->caption_answer, s->answer) != 0;
+            assert_int_equal(step - at - 1, count_words(s->caption));
+            for (int t = at + 1; t < x->n; t++) assert_true(x->loss[t]);
+            /* the steps, one after each <step>, are the caption's */
+            int t = step;
+            for (int k = 0; k < s->n_caption_steps; k++) {
+                assert_int_equal(x->ids[t], p.step);
+                int ids[64], n = tokenizer_encode(b.tok, s->caption_steps[k], ids, 64);
+                assert_memory_equal(x->ids + t + 1, ids, (size_t)n * sizeof(int));
+                t += 1 + n;
+            }
+            assert_int_equal(x->ids[t], p.answer);
+            int ids[8], n = tokenizer_encode(b.tok, s->caption_answer, ids, 8);
+            assert_int_equal(n, 1);
+            assert_int_equal(x->ids[t + 1], ids[0]);
+            assert_int_equal(x->ids[t + 2], p.eos);
+            assert_int_equal(t + 3, x->n);
+        } else {
+            assert_int_equal(step - at - 1, count_words(s->perception));
+        }
+        assert_int_equal(b.es.ex[e + 1].image, -1); /* π_text */
+        const train_example *r = &b.es.ex[e + 2];   /* the refinement */
+        assert_true(find_id(r, p.refine, 0) > 0);
+        int targets = 0;
+        for (int t = 0; t < r->n; t++) targets += r->loss[t] != 0;
+        assert_int_equal(targets, count_words(s->perception) + 1);
+        e += 3;
+    }
+    assert_int_equal(e, b.es.n);
+    assert_true(traced > 10 && differ > 0);
+    built_examples_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_falls_and_checkpoint_is_complete),
@@ -378,6 +437,7 @@ int main(void) {
         cmocka_unit_test(test_early_answer_traces),
         cmocka_unit_test(test_text_examples),
         cmocka_unit_test(test_caption_examples),
+        cmocka_unit_test(test_caption_reasoning_examples),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
