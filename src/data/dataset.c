@@ -155,6 +155,11 @@ static int parse_common(const cJSON *obj, const char *dir, sevo_sample *s, sevo_
     if (s->caption_steps && !s->caption_answer) return sevo_fail(err, "field 'caption_answer': missing (caption_steps is given)");
     if (s->caption_answer && !s->caption_steps) return sevo_fail(err, "field 'caption_steps': missing (caption_answer is given)");
     if (s->caption_answer && (rc = answerable(s->caption_answer, "caption_answer", err)) != 0) return rc;
+    /* the caption's trace is the same question's on another scene: step for step the
+     * record's (SFT cuts both at the same step) */
+    if (s->caption_steps && s->n_caption_steps == 0) return sevo_fail(err, "field 'caption_steps': empty");
+    if (s->caption_steps && s->n_caption_steps != s->n_steps)
+        return sevo_fail(err, "field 'caption_steps': %d steps, but 'steps' has %d", s->n_caption_steps, s->n_steps);
     return 0;
 }
 

@@ -699,6 +699,7 @@ void synth_options_default(synth_options *o) {
     o->faint_fraction = 0.0f;
     o->faint_contrast = 0.25f;
     o->annotation_noise = 0.0f;
+    o->caption_reasoning = 0;
 }
 
 /* PNG bytes are collected in memory and then written atomically. */
@@ -1008,8 +1009,8 @@ static int write_world(const synth_options *o, const split_stats *train, const s
         }
         if (o->annotation_noise > 0.0f) /* likewise */
             add_number(opt, "annotation_noise", round4(o->annotation_noise), &ok);
-        if (o->annotation_noise > 0.0f && o->caption_reasoning) /* likewise */
-            cJSON_AddItemToObject(opt, "caption_reasoning", cJSON_CreateTrue());
+        if (o->caption_reasoning && !cJSON_AddTrueToObject(opt, "caption_reasoning")) /* likewise */
+            ok = 0;
     }
     add_item(w, "options", opt, &ok);
     int noise_stats = o->annotation_noise > 0.0f ? 1 + (o->caption_reasoning != 0) : 0;
@@ -1064,6 +1065,10 @@ static int check_options(const synth_options *o, sevo_error *err) {
         return sevo_fail(err, "synth: faint_contrast %g out of range (0, 1]", (double)o->faint_contrast);
     if (!(o->annotation_noise >= 0.0f && o->annotation_noise <= 1.0f))
         return sevo_fail(err, "synth: annotation_noise %g out of range [0, 1]", (double)o->annotation_noise);
+    /* without captions there is no caption to write a trace from: refused rather than
+     * silently a world without the option */
+    if (o->caption_reasoning && !(o->annotation_noise > 0.0f))
+        return sevo_fail(err, "synth: caption_reasoning needs annotation_noise > 0 (the traces are written from the captions)");
     return 0;
 }
 

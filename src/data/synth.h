@@ -170,11 +170,13 @@ typedef struct synth_options {
     float faint_contrast; /* a faint object's opacity, in (0, 1] */
     float annotation_noise; /* P(a train record has a caption naming an absent partner), [0, 1] */
     int caption_reasoning;  /* 1: a captioned record also carries its question's trace and
-                             * answer on the caption's scene (caption_steps, caption_answer) */
+                             * answer on the caption's scene (caption_steps, caption_answer);
+                             * needs annotation_noise > 0 */
 } synth_options;
 
 /* Defaults: output_dir "data/synthetic", 4000 train, 1000 test, seed 42, 30 px,
- * co-occurrence 0.8, noise 0.04, faint fraction 0 (contrast 0.25), annotation noise 0. */
+ * co-occurrence 0.8, noise 0.04, faint fraction 0 (contrast 0.25), annotation noise 0,
+ * no caption reasoning. */
 void synth_options_default(synth_options *o);
 
 /* Writes the data set into o->output_dir (created if needed): images/train_%06d.png and

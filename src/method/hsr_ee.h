@@ -12,7 +12,9 @@
  * after each step k < K to exit with P = sigmoid((score_k - tau) / T), takes the reward
  * of the step where it exits (its forced answer is known), and theta_tau moves along
  * (R - b) * d log P(decisions) / d theta_tau, b a running mean of R (an exponential one,
- * decay 0.99, started at the untrained policy's mean reward). Each epoch draws
+ * decay 0.99, started at the untrained policy's mean reward), on the held-out
+ * trajectories, whose scores are not those of steps the gate was fit to; its step
+ * follows a cosine from hsr_ee.threshold_lr to 0 over the epochs. Each epoch draws
  * hsr_ee.exit_samples rollouts per trajectory and steps once per trajectory along their
  * mean: the reward is nearly flat in tau near its optimum, and single rollouts leave
  * tau wandering. Exit rollouts cost no model calls: every forced answer is known.
@@ -122,8 +124,10 @@ typedef struct hsr_train_summary {
 
 /* Rolls out, trains and writes output_dir/{metrics.jsonl, gate_stats.json,
  * confidence_head.safetensors} (the gate last: its presence says the run is complete).
- * 10% of the trajectories (every tenth) are held out for the gate's AUROC, calibration
- * error and the deterministic-exit figures. */
+ * A quarter of the trajectories (every fourth) are held out from the gate's BCE: tau is
+ * learned on them, and they give the gate's AUROC, calibration error and the
+ * deterministic-exit figures (held out for the gate, not for tau: the test set's early
+ * exit is the figure to trust). At least 4 trajectories with steps are needed. */
 int hsr_train_run(const hsr_train_options *o, hsr_train_summary *s, sevo_error *err);
 
 #endif

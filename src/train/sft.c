@@ -98,11 +98,11 @@ int sft_build_examples(const sevo_dataset *ds, const sevo_tokenizer *tok, const 
              * the caption and reasons and answers from it, as reasoning data written
              * from captions does; the steps follow the description, right or not. */
             if (s->caption_steps) {
-                /* cut where the trace would have been */
-                int n_cap = n_steps < s->n_caption_steps ? n_steps : s->n_caption_steps;
+                /* cut where the trace would have been (the dataset checks that the two
+                 * traces have as many steps) */
                 rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->caption, 1, err) ||
-                     push_steps_answer(&q, &p, tok, s->caption_steps, s->caption_answer, n_cap,
-                                       n_cap == s->n_caption_steps, err) ||
+                     push_steps_answer(&q, &p, tok, s->caption_steps, s->caption_answer, n_steps,
+                                       n_steps == s->n_caption_steps, err) ||
                      example_set_add(es, &q, img, max_len, err);
             } else if (s->caption) {
                 rc = prompt_perceive(&q, &p, tok, np, s->question, err) || tokseq_text(&q, tok, s->caption, 1, err) ||

@@ -55,7 +55,7 @@ static void test_reference_format(void **state) {
                "{\"image\": \"imgs/0.png\", \"question\": \"Is there a red circle?\", \"answer\": "
                "\"yes\", \"perception\": \"a red circle at top-left\", \"caption\": \"a red circle and a "
                "cup\", \"steps\": [\"look\", "
-               "\"red circle found\"], \"caption_steps\": [\"cup found\"], \"caption_answer\": \"no\", "
+               "\"red circle found\"], \"caption_steps\": [\"look\", \"cup found\"], \"caption_answer\": \"no\", "
                "\"type\": \"existence\", \"depth\": 1, \"objects\": "
                "[{\"shape\": \"circle\"}], \"wrong_perception\": \"a blue square\"}\n"
                "\n"
@@ -79,8 +79,8 @@ static void test_reference_format(void **state) {
     assert_int_equal(s->n_steps, 2);
     assert_string_equal(s->steps[0], "look");
     assert_string_equal(s->steps[1], "red circle found");
-    assert_int_equal(s->n_caption_steps, 1);
-    assert_string_equal(s->caption_steps[0], "cup found");
+    assert_int_equal(s->n_caption_steps, 2);
+    assert_string_equal(s->caption_steps[1], "cup found");
     assert_string_equal(s->caption_answer, "no");
     assert_string_equal(s->type, "existence");
     assert_int_equal(s->depth, 1);
@@ -226,7 +226,13 @@ static void test_bad_lines(void **state) {
     expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \"c\", "
                          "\"caption_steps\": [\"s\"], \"caption_answer\": \"?\"}",
                       "field 'caption_answer': no letter or digit");
-    expect_line_error(f, "{\"perception\": \"p\", \"caption\": \"c\", \"caption_steps\": [\"s\"], "
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \"c\", "
+                         "\"caption_steps\": [], \"caption_answer\": \"b\"}",
+                      "field 'caption_steps': empty");
+    expect_line_error(f, "{\"question\": \"q\", \"answer\": \"a\", \"perception\": \"p\", \"caption\": \"c\", "
+                         "\"steps\": [\"s\", \"t\"], \"caption_steps\": [\"s\"], \"caption_answer\": \"b\"}",
+                      "field 'caption_steps': 1 steps, but 'steps' has 2");
+    expect_line_error(f, "{\"perception\": \"p\", \"caption\": \"c\", \"steps\": [\"t\"], \"caption_steps\": [\"s\"], "
                          "\"caption_answer\": \"b\", \"conversations\": [{\"from\": \"human\", \"value\": \"q\"}, "
                          "{\"from\": \"gpt\", \"value\": \"a\"}]}",
                       "field 'caption_answer': not allowed with 'conversations'");

@@ -1178,6 +1178,11 @@ static void test_bad_options(void **state) {
     o.annotation_noise = 1.5f;
     assert_int_equal(synth_generate(&o, &err), -1);
     assert_non_null(strstr(err.msg, "annotation_noise"));
+    /* caption reasoning without captions would be a world without the option */
+    o.annotation_noise = 0.0f;
+    o.caption_reasoning = 1;
+    assert_int_equal(synth_generate(&o, &err), -1);
+    assert_non_null(strstr(err.msg, "caption_reasoning needs annotation_noise"));
     assert_false(sevo_dir_exists("/tmp/sevo_synth_never_created"));
 }
 

@@ -268,8 +268,12 @@ static void test_rollout_matches_trace(void **state) {
     tokenizer_free(tok);
 }
 
-/* Reads metrics.jsonl into gate losses, taus and gate learning rates per epoch. */
-static int read_metrics(const char *dir, double *loss, double *tau, double *lr, int cap) {
+/* Reads metrics.jsonl into gate losses, taus, gate learning rates and tau's REINFORCE
+ * steps per epoch. */
+static int read_metrics(const char *dir, double *loss, double *tau, double *lr, double *tau_lr, int cap) {
+    /* the stochastic exit pass runs over the 15 held-out trajectories of 60, 8 rollouts
+     * each (hsr_ee.exit_samples) */
+    const int rollouts = 15 * 8;
     char path[256], *text = NULL;
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
     sevo_error err;
@@ -281,9 +285,14 @@ static int read_metrics(const char *dir, double *loss, double *tau, double *lr, 
         loss[n] = cJSON_GetObjectItem(j, "gate_loss")->valuedouble;
         tau[n] = cJSON_GetObjectItem(j, "tau")->valuedouble;
         lr[n] = cJSON_GetObjectItem(j, "gate_lr")->valuedouble;
+        tau_lr[n] = cJSON_GetObjectItem(j, "tau_lr")->valuedouble;
         assert_non_null(cJSON_GetObjectItem(j, "auroc"));
         assert_non_null(cJSON_GetObjectItem(j, "mean_reward"));
-        assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(j, "exit_steps")) == 5);
+        const cJSON *exits = cJSON_GetObjectItem(j, "exit_steps");
+        assert_true(cJSON_GetArraySize(exits) == 5);
+        int sum = 0;
+        for (int k = 0; k < 5; k++) sum += cJSON_GetArrayItem(exits, k)->valueint;
+        assert_int_equal(sum, rollouts);
         cJSON_Delete(j);
         n++;
     }
@@ -321,9 +330,9 @@ static void test_training(void **state) {
         assert_true(sevo_file_exists(path));
     }
     assert_int_equal(test_count_lines(path), 60); /* one trajectory a sample */
-    double loss[8], tau[8], lr[8];
+    double loss[8], tau[8], lr[8], tau_lr[8];
     /* epoch 0 (before training) and 5 epochs */
-    assert_int_equal(read_metrics(fixed, loss, tau, lr, 8), 6);
+    assert_int_equal(read_metrics(fixed, loss, tau, lr, tau_lr, 8), 6);
     /* the gate's step decays along a cosine to 0 over all 5 epochs of B batches of 64
      * steps: the rate logged for epoch e is the one its last update (number e*B - 1,
      * from 0) used, computed here from the summary's step count (1e-3 is the default
@@ -334,16 +343,40 @@ static void test_training(void **state) {
     for (int e = 1; e < 6; e++) assert_true(fabs(lr[e] - lr_at(e * B - 1, 5 * B, 0, 1e-3f)) < 1e-12);
     for (int e = 2; e < 6; e++) assert_true(lr[e] < lr[e - 1]);
     assert_true(lr[5] > 0.0 && lr[5] < 0.15e-3);
-    for (int e = 0; e < 6; e++) assert_true(fabs(tau[e] - 0.7) < 1e-6);
+    for (int e = 0; e < 6; e++) assert_true(fabs(tau[e] - 0.7) < 1e-6 && tau_lr[e] == 0.0);
     assert_true(a.tau_end == a.tau_start);
     assert_true(loss[5] < loss[0]);
-    assert_int_equal(read_metrics(learned, loss, tau, lr, 8), 6);
+    assert_int_equal(read_metrics(learned, loss, tau, lr, tau_lr, 8), 6);
     assert_true(fabs(b.tau_end - 0.7) > 1e-3);
+    /* tau's step follows a cosine over the epochs, one value per epoch (threshold_lr 0.05
+     * in run_training): epoch e uses the rate of step e - 1 of 5 */
+    assert_true(tau_lr[0] == 0.0);
+    for (int e = 1; e < 6; e++) assert_true(fabs(tau_lr[e] - lr_at(e - 1, 5, 0, 0.05f)) < 1e-9);
+    assert_true(tau_lr[1] == (double)0.05f && tau_lr[5] < 0.01);
+    /* a quarter of the 60 trajectories are held out (every fourth), and their steps are
+     * not among the gate's training steps */
+    assert_true(b.heldout_steps > 0 && b.train_steps > 2 * b.heldout_steps);
+    char *text = NULL;
+    sevo_error err;
+    snprintf(path, sizeof path, "%s/trajectories.jsonl", learned);
+    assert_int_equal(sevo_read_file(path, &text, NULL, &err), 0);
+    int held = 0, line = 0, steps_held = 0;
+    for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n"), line++) {
+        cJSON *j = cJSON_Parse(l);
+        assert_non_null(j);
+        int h = cJSON_IsTrue(cJSON_GetObjectItem(j, "heldout"));
+        assert_int_equal(h, line % 4 == 3);
+        held += h;
+        if (h) steps_held += cJSON_GetArraySize(cJSON_GetObjectItem(j, "steps"));
+        cJSON_Delete(j);
+    }
+    free(text);
+    assert_int_equal(held, 15);
+    assert_int_equal(steps_held, b.heldout_steps);
     /* the same rollouts and gate training (tau does not feed back into the gate) */
     assert_true(a.auroc == b.auroc);
     /* the saved gate holds the learned tau */
     hsr_gate g;
-    sevo_error err;
     snprintf(path, sizeof path, "%s/%s", learned, HSR_GATE_FILE);
     vlm_config c;
     char cfgp[256];
